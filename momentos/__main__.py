@@ -1,0 +1,3 @@
+from momentos.cli import main
+
+main()

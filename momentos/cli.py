@@ -1,0 +1,382 @@
+"""The `momentos` command line. Exit codes: 0 success, 1 failure at run time, 2 bad usage or
+bad configuration (every problem listed at once, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from momentos.errors import ConfigError, MomentosError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Relationship moments and experience signals for ServiceNow and Jira.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Configuration helpers.")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("momentos.cli")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The momentos YAML config file.")]
+
+
+def _setup_logging(level: str = "INFO", json_format: bool = False) -> None:
+    from momentos.logsetup import configure
+
+    configure(level, json_format)
+
+
+def _load(path: Path):  # -> Config
+    from momentos.config import load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        err.print(f"[bold red]{path}: invalid configuration[/] ({len(exc.problems)} problem(s)):", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  - {problem}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    _setup_logging(config.model.logging.level, config.model.logging.json_format)
+    return config
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+# --- demo and sandbox ----------------------------------------------------------------------------
+@app.command()
+def demo(
+    items: Annotated[int, typer.Option(help="Items in the sandbox (both platforms).", min=50)] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 7,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for config, state and report.")] = Path(
+        "momentos-demo"
+    ),
+) -> None:
+    """Start sandbox ServiceNow + Jira, sync both (pull, enrich, write back), write the report."""
+    from momentos.demo import run_demo
+
+    _setup_logging("WARNING")
+    err.print(f"momentos demo: {items} items, seed {seed}; starting sandbox platforms…")
+    started = datetime.now(timezone.utc)
+    outcome = run_demo(items, seed, out_dir)
+    result = outcome["sync"]
+    _print_summary(result)
+    seconds = (datetime.now(timezone.utc) - started).total_seconds()
+    report = outcome["report"]
+    out.print(f"config: {outcome['config']}", highlight=False)
+    out.print(f"demo finished in {seconds:.1f}s", highlight=False)
+    out.print(f"report: {Path(report.html).resolve()}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
+    servicenow_port: Annotated[int, typer.Option(help="0 = a free port.")] = 0,
+    jira_port: Annotated[int, typer.Option(help="0 = a free port.")] = 0,
+    items: Annotated[int, typer.Option(min=50, max=1_000_000)] = 2000,
+    seed: Annotated[int, typer.Option()] = 7,
+    jira_flavor: Annotated[str, typer.Option(help="cloud or datacenter")] = "cloud",
+    tls: Annotated[bool, typer.Option("--tls", help="Serve https with a self-signed certificate.")] = False,
+    config_out: Annotated[Optional[Path], typer.Option(help="Write a config that syncs this sandbox.")] = None,
+    missing_fields: Annotated[
+        bool, typer.Option("--missing-fields", help="Start without the three writeback fields.")
+    ] = False,
+) -> None:
+    """Serve simulated ServiceNow and Jira until SIGINT/SIGTERM; prints one JSON ready line."""
+    from momentos.demo import sandbox_config, write_config
+    from momentos.sandbox import start_sandbox
+
+    if jira_flavor not in ("cloud", "datacenter"):
+        _fail("--jira-flavor must be cloud or datacenter", 2)
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        _fail("the sandbox serves loopback addresses only", 2)
+    _setup_logging("WARNING")
+    options = {"missing_fields": True} if missing_fields else None
+    box = start_sandbox(
+        items=items, seed=seed, host=host, servicenow_port=servicenow_port, jira_port=jira_port,
+        jira_flavor=jira_flavor, tls=tls, options=options,
+    )
+    if config_out:
+        write_config(
+            sandbox_config(box, state_url="sqlite:///momentos-state.db", report_out="momentos-report"),
+            config_out,
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sys.stdout.write(json.dumps(box.ready_line()) + "\n")
+    sys.stdout.flush()
+    stop.wait()
+    box.stop()
+
+
+# --- platform commands -------------------------------------------------------------------------
+@app.command()
+def check(config: ConfigOpt) -> None:
+    """Validate the config, reach every source, verify the writeback fields exist and are writable."""
+    from momentos.sync import make_connector
+
+    cfg = _load(config)
+    failures = 0
+    for settings in cfg.sources:
+        try:
+            connector = make_connector(settings)
+            problems = connector.check()
+            connector.close()
+        except ConfigError as exc:
+            for p in exc.problems:
+                err.print(f"  - {p}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except MomentosError as exc:
+            out.print(f"[red]✗[/] {settings.name}: {exc}", highlight=False)
+            failures += 1
+            continue
+        if problems:
+            failures += 1
+            out.print(f"[red]✗[/] {settings.name}: {len(problems)} problem(s)", highlight=False)
+            for p in problems:
+                out.print(f"    - {p.what}\n      fix: {p.fix}", markup=False, highlight=False)
+        else:
+            out.print(f"[green]✓[/] {settings.name}: reachable, readable, writeback fields ready", highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sync(
+    config: ConfigOpt,
+    source: Annotated[Optional[str], typer.Option(help="Sync this source only.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Ignore the watermark: resync everything.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing anywhere; show the diff.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON only.")] = False,
+) -> None:
+    """One sync cycle: pull what changed, enrich, write back."""
+    from momentos.sync import SyncEngine, write_diff_csv
+
+    cfg = _load(config)
+    if source:
+        _source_or_exit(cfg, source)
+    try:
+        result = SyncEngine(cfg).run(source=source, full=full, dry_run=dry_run)
+    except ConfigError as exc:
+        for p in exc.problems:
+            err.print(f"  - {p}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if dry_run:
+        diff_path = write_diff_csv(result.diff, cfg.report_dir / "dry-run-diff.csv")
+        if not as_json:
+            _print_diff(result.diff, diff_path)
+    if as_json:
+        sys.stdout.write(json.dumps(result.contract()) + "\n")
+    else:
+        _print_summary(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def pull(
+    config: ConfigOpt,
+    out_file: Annotated[Path, typer.Option("--out", help="JSON Lines file to write.")],
+    source: Annotated[Optional[str], typer.Option(help="Pull this source only.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Ignore the watermark.")] = False,
+) -> None:
+    """Pull normalized items (one JSON object a line); no enrichment, no writes, state untouched."""
+    from datetime import timedelta
+
+    from momentos.state import StateStore
+    from momentos.sync import make_connector
+
+    cfg = _load(config)
+    sources = [_source_or_exit(cfg, source)] if source else cfg.sources
+    state = StateStore(cfg.state_url)
+    now = datetime.now(timezone.utc)
+    count = 0
+    failed = False
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with out_file.open("w", encoding="utf-8") as handle:
+        for settings in sources:
+            connector = make_connector(settings)
+            try:
+                for stream in connector.streams():
+                    wm = None if full else state.watermark(settings.name, stream)
+                    since = wm.updated - timedelta(seconds=settings.overlap_seconds) if wm else None
+                    for page in connector.pull(stream, since, now):
+                        for item in page.items:
+                            handle.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+                            count += 1
+            except MomentosError as exc:
+                err.print(f"{settings.name}: {exc}", markup=False, highlight=False)
+                failed = True
+            finally:
+                connector.close()
+    state.close()
+    out.print(f"pulled {count} items into {out_file}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def enrich(
+    input_file: Annotated[Path, typer.Argument(help="CSV or JSON Lines file.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Output file (.csv or .jsonl).")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config's rules and weights.")] = None,
+) -> None:
+    """Enrich a CSV or JSON Lines file offline (no platform needed)."""
+    from momentos.enrichment.frame import enrich_file
+    from momentos.enrichment.settings import ExperienceSettings, MomentsSettings, default_rules
+
+    if config:
+        cfg = _load(config)
+        moments, experience = cfg.moments, cfg.experience
+    else:
+        _setup_logging("WARNING")
+        moments, experience = MomentsSettings(rules=default_rules()), ExperienceSettings()
+    for path, what in ((input_file, "input"), (out_file, "output")):
+        if path.suffix.lower() not in (".csv", ".jsonl", ".json", ".ndjson"):
+            _fail(f"{what} {path}: use a .csv or .jsonl file", 2)
+    if not input_file.exists():
+        _fail(f"input {input_file} does not exist", 2)
+    rows = enrich_file(input_file, out_file, moments, experience, now=datetime.now(timezone.utc))
+    out.print(f"enriched {rows} rows into {out_file}", highlight=False)
+
+
+@app.command()
+def report(
+    config: ConfigOpt,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for the report files.")] = None,
+) -> None:
+    """Write the reports from the state store (the last syncs)."""
+    from momentos.reporting import build_report_from_state
+    from momentos.state import StateStore
+
+    cfg = _load(config)
+    state = StateStore(cfg.state_url)
+    try:
+        files = build_report_from_state(cfg, state, now=datetime.now(timezone.utc), out=out_dir)
+    finally:
+        state.close()
+    out.print(f"report: {Path(files.html).resolve()}", highlight=False)
+
+
+@app.command()
+def serve(config: ConfigOpt) -> None:
+    """Run the configured scheduled jobs until SIGTERM."""
+    from momentos.scheduler import AlreadyRunning, Service
+
+    cfg = _load(config)
+    try:
+        code = Service(cfg).serve()
+    except AlreadyRunning as exc:
+        _fail(str(exc), 1)
+        return
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Last run of each job, pending writes, quarantined items and watermarks."""
+    from momentos.state import StateStore
+
+    cfg = _load(config)
+    state = StateStore(cfg.state_url)
+    try:
+        payload: dict[str, Any] = {
+            "runs": state.last_runs(),
+            "items": state.count_items(),
+            "pending_writes": state.pending_summary(),
+            "quarantined": state.quarantined(),
+        }
+    finally:
+        state.close()
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        return
+    table = Table(title="runs")
+    for col in ("job", "finished", "status", "duration s"):
+        table.add_column(col)
+    for job, run in sorted(payload["runs"].items()):
+        table.add_row(job, str(run["finished_at"]), run["status"], f"{run['duration_s'] or 0:.1f}")
+    out.print(table)
+    out.print(f"items processed: {payload['items']}", highlight=False)
+    out.print(f"pending writes: {len(payload['pending_writes'])}; quarantined: {len(payload['quarantined'])}")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file (for editor autocompletion)."""
+    from momentos.config import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@config_app.command("validate")
+def config_validate(config: ConfigOpt) -> None:
+    """Validate the config file offline; lists every problem at once."""
+    _load(config)
+    out.print(f"{config}: valid", highlight=False)
+
+
+# --- output helpers ------------------------------------------------------------------------------
+def _source_or_exit(cfg: Any, name: str) -> Any:
+    try:
+        return cfg.source(name)
+    except ConfigError as exc:
+        _fail(exc.problems[0], 2)
+
+
+def _print_summary(result: Any) -> None:
+    table = Table(title=f"sync summary ({result.duration_s:.1f}s)")
+    for col in ("source", "pulled", "enriched", "written", "unchanged", "manual", "failed", "reads", "writes"):
+        table.add_column(col, justify="right" if col != "source" else "left")
+    for name, s in result.sources.items():
+        table.add_row(
+            name, str(s.pulled), str(s.enriched), str(s.written), str(s.unchanged),
+            str(s.skipped_manual), str(s.failed), str(s.requests["read"]), str(s.requests["write"]),
+        )
+    out.print(table)
+    for name, s in result.sources.items():
+        if s.error:
+            err.print(f"{name}: {s.error}", markup=False, highlight=False)
+
+
+def _print_diff(diff: list[dict[str, Any]], path: Path) -> None:
+    table = Table(title=f"dry run: {len(diff)} field change(s) would be written (full list: {path})")
+    for col in ("source", "key", "field", "current", "new"):
+        table.add_column(col, overflow="fold", max_width=60)
+    for row in diff[:50]:
+        table.add_row(row["source"], row["key"], row["field"], str(row["current"])[:60], str(row["new"])[:60])
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except MomentosError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

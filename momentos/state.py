@@ -1,0 +1,458 @@
+"""The state store: where momentos is, what it wrote, and what it still owes.
+
+SQLite by default, any SQLAlchemy URL (PostgreSQL) for shared deployments. It keeps:
+- watermarks per source and stream, committed only after a page's items are processed;
+- every processed item with its enrichment (what reports read);
+- the values last written per item and field;
+- pending writes that failed and are retried by later runs;
+- quarantined items with the reason;
+- run history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+
+class UTCDateTime(DateTime):
+    """Stores naive UTC in the database and hands back aware UTC datetimes."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        def process(value: datetime | None) -> datetime | None:
+            if value is None:
+                return None
+            return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> datetime | None:
+            if parent is not None:
+                value = parent(value)
+            if value is None:
+                return None
+            if isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+        return process
+
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("stream", String(200), primary_key=True),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("last_id", String(100), nullable=False),
+    Column("committed_at", UTCDateTime, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("item_id", String(100), primary_key=True),
+    Column("key", String(100), nullable=False, index=True),
+    Column("platform", String(50), nullable=False),
+    Column("container", String(100), nullable=False),
+    #: platform ``updated`` of the version processed (or of our own write, when known)
+    Column("updated", UTCDateTime),
+    Column("processed_at", UTCDateTime, nullable=False),
+    Column("moment", String(20)),
+    Column("score", Integer),
+    Column("level", String(20)),
+    Column("customer", String(300)),
+    Column("created", UTCDateTime),
+    Column("resolved", UTCDateTime),
+    #: the enriched row (report columns) as JSON
+    Column("data", Text, nullable=False),
+)
+
+written = Table(
+    "written",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("item_id", String(100), primary_key=True),
+    Column("field", String(50), primary_key=True),
+    Column("value", Text),
+    Column("written_at", UTCDateTime, nullable=False),
+)
+
+pending_writes = Table(
+    "pending_writes",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("item_id", String(100), primary_key=True),
+    Column("field", String(50), primary_key=True),
+    Column("key", String(100), nullable=False),
+    Column("container", String(100), nullable=False),
+    Column("value", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("permanent", Integer, nullable=False, default=0),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("item_id", String(100), primary_key=True),
+    Column("key", String(100)),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(200), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(20), nullable=False),
+    Column("duration_s", Float),
+    Column("summary", Text),
+)
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Watermark:
+    updated: datetime
+    last_id: str
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    source: str
+    item_id: str
+    key: str
+    container: str
+    field: str
+    value: str | None
+    attempts: int
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class StateStore:
+    """All state access goes through here; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- watermarks ---------------------------------------------------------------------------
+    def watermark(self, source: str, stream: str) -> Watermark | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(watermarks.c.updated, watermarks.c.last_id).where(
+                    watermarks.c.source == source, watermarks.c.stream == stream
+                )
+            ).first()
+        return Watermark(row.updated, row.last_id) if row else None
+
+    def reset_watermarks(self, source: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(watermarks).where(watermarks.c.source == source))
+
+    # --- items -------------------------------------------------------------------------------
+    def processed_versions(self, source: str, item_ids: Iterable[str]) -> dict[str, datetime | None]:
+        """``updated`` of the last processed version of each given item."""
+        ids = list(item_ids)
+        found: dict[str, datetime | None] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    select(items.c.item_id, items.c.updated).where(
+                        items.c.source == source, items.c.item_id.in_(chunk)
+                    )
+                )
+                found.update({r.item_id: r.updated for r in rows})
+        return found
+
+    def last_written(self, source: str, item_ids: Iterable[str]) -> dict[tuple[str, str], str | None]:
+        ids = list(item_ids)
+        found: dict[tuple[str, str], str | None] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    select(written.c.item_id, written.c.field, written.c.value).where(
+                        written.c.source == source, written.c.item_id.in_(chunk)
+                    )
+                )
+                found.update({(r.item_id, r.field): r.value for r in rows})
+        return found
+
+    def commit_page(
+        self,
+        source: str,
+        stream: str,
+        rows: list[dict[str, Any]],
+        writes_ok: list[tuple[str, str, str | None]],
+        writes_failed: list[PendingWrite],
+        failed_errors: dict[tuple[str, str], tuple[str, bool]],
+        cursor: Watermark | None,
+        quarantined: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+    ) -> None:
+        """Record a processed page atomically: items, written values, pending writes, and the
+        watermark last, in the same transaction, so a crash leaves either all or none."""
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            if rows:
+                ids = [r["item_id"] for r in rows]
+                for chunk in _chunks(ids, 500):
+                    conn.execute(
+                        delete(items).where(items.c.source == source, items.c.item_id.in_(chunk))
+                    )
+                conn.execute(insert(items), [{**r, "source": source, "processed_at": now} for r in rows])
+            for item_id, field, value in writes_ok:
+                self._upsert_written(conn, source, item_id, field, value, now)
+                conn.execute(
+                    delete(pending_writes).where(
+                        pending_writes.c.source == source,
+                        pending_writes.c.item_id == item_id,
+                        pending_writes.c.field == field,
+                    )
+                )
+            for pw in writes_failed:
+                error, retriable = failed_errors.get((pw.item_id, pw.field), ("", True))
+                self._upsert_pending(conn, pw, error, retriable, now)
+            for item_id, key, reason in quarantined:
+                conn.execute(
+                    delete(quarantine).where(
+                        quarantine.c.source == source, quarantine.c.item_id == item_id
+                    )
+                )
+                conn.execute(
+                    insert(quarantine).values(
+                        source=source, item_id=item_id, key=key, reason=reason, at=now
+                    )
+                )
+            if cursor is not None:
+                self._set_watermark(conn, source, stream, cursor, now)
+
+    def _set_watermark(self, conn: Any, source: str, stream: str, wm: Watermark, now: datetime) -> None:
+        current = conn.execute(
+            select(watermarks.c.updated, watermarks.c.last_id).where(
+                watermarks.c.source == source, watermarks.c.stream == stream
+            )
+        ).first()
+        if current is None:
+            conn.execute(
+                insert(watermarks).values(
+                    source=source, stream=stream, updated=wm.updated, last_id=wm.last_id,
+                    committed_at=now,
+                )
+            )
+        elif (wm.updated, wm.last_id) > (current.updated, current.last_id):
+            # A watermark only moves forward.
+            conn.execute(
+                update(watermarks)
+                .where(watermarks.c.source == source, watermarks.c.stream == stream)
+                .values(updated=wm.updated, last_id=wm.last_id, committed_at=now)
+            )
+
+    def _upsert_written(
+        self, conn: Any, source: str, item_id: str, field: str, value: str | None, now: datetime
+    ) -> None:
+        where = and_(written.c.source == source, written.c.item_id == item_id, written.c.field == field)
+        result = conn.execute(update(written).where(where).values(value=value, written_at=now))
+        if result.rowcount == 0:
+            conn.execute(
+                insert(written).values(
+                    source=source, item_id=item_id, field=field, value=value, written_at=now
+                )
+            )
+
+    def _upsert_pending(self, conn: Any, pw: PendingWrite, error: str, retriable: bool, now: datetime) -> None:
+        attempts = pw.attempts + 1
+        permanent = (not retriable) or attempts >= MAX_ATTEMPTS
+        # Later runs retry with capped exponential backoff: 1, 2, 4 ... 60 minutes.
+        next_at = now + timedelta(minutes=min(60, 2 ** (attempts - 1)))
+        where = and_(
+            pending_writes.c.source == pw.source,
+            pending_writes.c.item_id == pw.item_id,
+            pending_writes.c.field == pw.field,
+        )
+        values = dict(
+            key=pw.key, container=pw.container, value=pw.value, attempts=attempts,
+            next_attempt_at=next_at, last_error=error[:1000], permanent=int(permanent),
+        )
+        if conn.execute(update(pending_writes).where(where).values(**values)).rowcount == 0:
+            conn.execute(
+                insert(pending_writes).values(
+                    source=pw.source, item_id=pw.item_id, field=pw.field, **values
+                )
+            )
+
+    def due_pending_writes(self, source: str, now: datetime | None = None) -> list[PendingWrite]:
+        now = now or _utcnow()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(pending_writes).where(
+                    pending_writes.c.source == source,
+                    pending_writes.c.permanent == 0,
+                    pending_writes.c.next_attempt_at <= now,
+                )
+            ).all()
+        return [
+            PendingWrite(r.source, r.item_id, r.key, r.container, r.field, r.value, r.attempts)
+            for r in rows
+        ]
+
+    def pending_summary(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(pending_writes)).all()
+        return [
+            {
+                "source": r.source, "key": r.key, "field": r.field, "attempts": r.attempts,
+                "next_attempt_at": r.next_attempt_at.isoformat(), "error": r.last_error,
+                "permanent": bool(r.permanent),
+            }
+            for r in rows
+        ]
+
+    def drop_pending(self, source: str, keys: Iterable[tuple[str, str]]) -> None:
+        with self.engine.begin() as conn:
+            for item_id, field in keys:
+                conn.execute(
+                    delete(pending_writes).where(
+                        pending_writes.c.source == source,
+                        pending_writes.c.item_id == item_id,
+                        pending_writes.c.field == field,
+                    )
+                )
+
+    def record_written(self, source: str, values: list[tuple[str, str, str | None]]) -> None:
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            for item_id, field, value in values:
+                self._upsert_written(conn, source, item_id, field, value, now)
+
+    def mark_versions(self, source: str, versions: dict[str, datetime]) -> None:
+        """Remember the platform ``updated`` after our own write, so the next pull knows that
+        version was ours and skips it."""
+        with self.engine.begin() as conn:
+            for item_id, updated in versions.items():
+                conn.execute(
+                    update(items)
+                    .where(items.c.source == source, items.c.item_id == item_id)
+                    .values(updated=updated)
+                )
+
+    def iter_items(self, sources: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every processed item's enriched row (for reports), streamed."""
+        query = select(items.c.source, items.c.data)
+        if sources:
+            query = query.where(items.c.source.in_(sources))
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(stream_results=True, yield_per=5000).execute(query):
+                yield json.loads(row.data)
+
+    def count_items(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(items.c.source, func.count()).group_by(items.c.source))
+            return {r[0]: r[1] for r in rows}
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(quarantine)).all()
+        return [{"source": r.source, "key": r.key, "reason": r.reason} for r in rows]
+
+    # --- runs ----------------------------------------------------------------------------------
+    def start_run(self, job: str) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(runs).values(job=job, started_at=_utcnow(), status="running")
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            started = conn.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar_one()
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    finished_at=now, status=status,
+                    duration_s=(now - started).total_seconds(), summary=json.dumps(summary),
+                )
+            )
+
+    def last_runs(self) -> dict[str, dict[str, Any]]:
+        """The latest finished run of each job."""
+        with self.engine.connect() as conn:
+            latest = (
+                select(runs.c.job, func.max(runs.c.id).label("id")).group_by(runs.c.job).subquery()
+            )
+            rows = conn.execute(select(runs).where(runs.c.id.in_(select(latest.c.id)))).all()
+        return {
+            r.job: {
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "status": r.status,
+                "duration_s": r.duration_s,
+                "summary": json.loads(r.summary) if r.summary else None,
+            }
+            for r in rows
+        }
+
+
+def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets `status` and `report` read while a sync writes; NORMAL sync is durable in WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+__all__ = ["StateStore", "Watermark", "PendingWrite"]

@@ -1,0 +1,499 @@
+"""One sync cycle: pull what changed since the watermark, enrich, write back, remember.
+
+Follow one item: ``connector.pull`` yields it in a page → ``items_to_frame`` + ``enrich`` tag it
+→ ``plan_changes`` compares the desired field values with what the platform holds and what we
+last wrote → ``connector.write`` sends only the changed fields → ``StateStore.commit_page``
+records the item, the written values and, last, the watermark, in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from momentos.config import Config
+from momentos.connectors.base import Connector, FieldChange, Page, SourceSettings, registered_connectors
+from momentos.enrichment import enrich
+from momentos.enrichment.frame import items_to_frame
+from momentos.errors import BudgetExhausted, MomentosError
+from momentos.models import Item
+from momentos.sandbox.world import INTEGRATION_USER
+from momentos.state import PendingWrite, StateStore, Watermark
+
+log = logging.getLogger("momentos.sync")
+
+#: Columns of an enriched row kept in the state store for reports and `explain`.
+REPORT_COLUMNS = (
+    "id", "key", "url", "title", "source", "platform", "container", "kind", "customer",
+    "assignment_group", "assignee", "service", "state", "priority", "created", "resolved",
+    "updated", "moment", "moment_confidence", "moment_reason", "moment_rule", "needs_review",
+    "sentiment", "experience_score", "experience_level", "experience_reasons", "signals",
+    "sla_breached", "survey_score", "language",
+)
+
+
+@dataclass
+class SourceSummary:
+    pulled: int = 0
+    enriched: int = 0
+    written: int = 0
+    unchanged: int = 0
+    skipped_manual: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    requests: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
+    error: str = ""
+
+    def contract(self) -> dict[str, Any]:
+        """The fields the contract's ``sync --json`` summary names, in its order."""
+        return {
+            "pulled": self.pulled,
+            "enriched": self.enriched,
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "skipped_manual": self.skipped_manual,
+            "failed": self.failed,
+            "requests": dict(self.requests),
+        }
+
+
+@dataclass
+class SyncResult:
+    sources: dict[str, SourceSummary]
+    duration_s: float
+    diff: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would change
+
+    @property
+    def ok(self) -> bool:
+        return all(not s.error and s.failed == 0 for s in self.sources.values())
+
+    def contract(self) -> dict[str, Any]:
+        return {
+            "sources": {name: s.contract() for name, s in self.sources.items()},
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def make_connector(settings: SourceSettings) -> Connector:
+    cls = registered_connectors()[settings.type]
+    return cls(settings)
+
+
+def desired_values(row: pd.Series | dict[str, Any]) -> dict[str, str]:
+    """The three writeback values for one enriched row, as the strings we write."""
+    return {
+        "moment": str(row["moment"]),
+        "score": str(int(row["experience_score"])),
+        "signals": format_signals(row),
+    }
+
+
+def format_signals(row: pd.Series | dict[str, Any]) -> str:
+    """A compact, human-readable summary for the signals field: level, reasons, then values.
+
+    Deterministic (sorted keys, fixed decimals), so an unchanged item yields the same text and
+    is never rewritten.
+    """
+    signals = row.get("signals") or {}
+    if isinstance(signals, str):
+        try:
+            signals = json.loads(signals)
+        except ValueError:
+            signals = {}
+    parts = []
+    for name in sorted(signals):
+        value = signals[name]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, float):
+            value = f"{value:.2f}"
+        parts.append(f"{name}={value}")
+    reasons = str(row.get("experience_reasons") or "")
+    text = f"{row.get('experience_level', '')}: {reasons} | {' '.join(parts)}"
+    return text[:2000]
+
+
+def _norm(field_name: str, value: Any) -> str:
+    """Platform values come back as strings (ServiceNow), numbers or option objects (Jira)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        value = value.get("value", value.get("name", ""))
+    if field_name == "score":
+        try:
+            return str(int(round(float(value))))
+        except (TypeError, ValueError):
+            return str(value).strip()
+    return str(value).strip()
+
+
+@dataclass
+class _Plan:
+    changes: list[FieldChange]
+    manual: set[str]  # item ids with a human override on some field
+    unchanged: set[str]
+
+
+def plan_changes(
+    items: list[Item],
+    enriched: pd.DataFrame,
+    allowed: list[str],
+    last_written: dict[tuple[str, str], str | None],
+    integration_user: str,
+) -> _Plan:
+    """Which fields to write on which items.
+
+    A field is written only when its platform value differs from the desired one. When the
+    platform value also differs from what we last wrote, and the change was made by someone
+    other than the integration user, it is a human's decision: keep it, never overwrite it.
+    """
+    changes: list[FieldChange] = []
+    manual: set[str] = set()
+    unchanged: set[str] = set()
+    by_id = {item.id: item for item in items}
+    for row in enriched.to_dict("records"):
+        item = by_id[row["id"]]
+        desired = desired_values(row)
+        item_changes = []
+        for logical in allowed:
+            current = _norm(logical, item.current.get(logical))
+            if current == desired[logical]:
+                continue
+            previous = last_written.get((item.id, logical))
+            if current and previous is not None and current != _norm(logical, previous):
+                if _changed_by_someone_else(item, logical, integration_user):
+                    manual.add(item.id)
+                    continue
+            if current and previous is None and _changed_by_someone_else(item, logical, integration_user):
+                # A value set by a person before momentos ever wrote here is theirs too.
+                manual.add(item.id)
+                continue
+            item_changes.append(FieldChange(item, logical, item.current.get(logical), desired[logical]))
+        if item_changes:
+            changes.extend(item_changes)
+        elif item.id not in manual:
+            unchanged.add(item.id)
+    return _Plan(changes, manual, unchanged)
+
+
+def _changed_by_someone_else(item: Item, logical: str, integration_user: str) -> bool:
+    events = [h for h in item.history if h.field == logical]
+    if not events:
+        # No history of the field: the value is there and we did not put it there.
+        return True
+    last = max(events, key=lambda h: h.at or datetime.min.replace(tzinfo=timezone.utc))
+    return bool(last.by) and last.by.lower() != integration_user.lower()
+
+
+def _report_row(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in REPORT_COLUMNS:
+        value = row.get(col)
+        if isinstance(value, pd.Timestamp):
+            value = None if pd.isna(value) else value.isoformat()
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, float) and math.isnan(value):
+            value = None
+        elif hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+            value = value.item()  # numpy scalar
+        out[col] = value
+    return out
+
+
+def _db_time(value: Any) -> datetime | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.to_pydatetime()
+    if isinstance(value, datetime):
+        return value
+    return None
+
+
+class SyncEngine:
+    """Runs sync cycles for the configured sources against one state store."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore | None = None,
+        *,
+        connector_factory: Callable[[SourceSettings], Connector] = make_connector,
+        integration_user: str | None = None,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.config = config
+        self.state = state or StateStore(config.state_url)
+        self.connector_factory = connector_factory
+        self.integration_user = integration_user
+        self.stop_requested = stop_requested
+
+    def run(
+        self,
+        *,
+        source: str | None = None,
+        full: bool = False,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> SyncResult:
+        started = time.monotonic()
+        sources = [self.config.source(source)] if source else list(self.config.sources)
+        result = SyncResult(sources={}, duration_s=0.0)
+        run_id = None if dry_run else self.state.start_run(f"sync:{source or 'all'}")
+        for settings in sources:
+            summary = SourceSummary()
+            result.sources[settings.name] = summary
+            connector = self.connector_factory(settings)
+            try:
+                self._sync_source(connector, settings, summary, result, full, dry_run, now)
+            except BudgetExhausted as exc:
+                log.warning("%s: %s; the watermark is consistent, the next run continues", settings.name, exc)
+            except MomentosError as exc:
+                summary.error = str(exc)
+                log.error("%s: %s", settings.name, exc)
+            finally:
+                summary.requests = connector.counter.as_dict()
+                connector.close()
+        result.duration_s = time.monotonic() - started
+        if run_id is not None:
+            status = "ok" if result.ok else "failed"
+            payload = result.contract()
+            payload["errors"] = {n: s.error for n, s in result.sources.items() if s.error}
+            self.state.finish_run(run_id, status, payload)
+        for name, s in result.sources.items():
+            log.info(
+                "sync %s: pulled=%d enriched=%d written=%d unchanged=%d skipped_manual=%d "
+                "failed=%d quarantined=%d requests=%s%s",
+                name, s.pulled, s.enriched, s.written, s.unchanged, s.skipped_manual, s.failed,
+                s.quarantined, s.requests, f" error={s.error}" if s.error else "",
+            )
+        return result
+
+    # --- one source ------------------------------------------------------------------------------
+    def _sync_source(
+        self,
+        connector: Connector,
+        settings: SourceSettings,
+        summary: SourceSummary,
+        result: SyncResult,
+        full: bool,
+        dry_run: bool,
+        now: datetime | None,
+    ) -> None:
+        start = now or datetime.now(timezone.utc)
+        integration_user = self.integration_user or settings.auth.username or INTEGRATION_USER
+        allowed = [f for f in settings.writeback.fields if settings.writeback.enabled]
+        if not dry_run and allowed:
+            self._retry_pending(connector, settings, summary)
+
+        connector.known = None if full else self._known_lookup(settings.name)
+        for stream in connector.streams():
+            if self.stop_requested():
+                break
+            wm = None if full else self.state.watermark(settings.name, stream)
+            since = wm.updated - timedelta(seconds=settings.overlap_seconds) if wm else None
+            processed = 0
+            total: int | None = None
+            for page in connector.pull(stream, since, start):
+                total = page.total if page.total is not None else total
+                processed += len(page.items) + len(page.rejected)
+                self._process_page(
+                    connector, settings, stream, page, summary, result, allowed,
+                    integration_user, full, dry_run, start,
+                )
+                if self.stop_requested():
+                    log.info("%s: stop requested; committed through page", settings.name)
+                    break
+            if total is not None and processed < total:
+                log.warning(
+                    "%s/%s: the server counted %d records in the window but %d were processed "
+                    "(ACLs can hide records from the integration user)",
+                    settings.name, stream, total, processed,
+                )
+
+    def _known_lookup(
+        self, source: str
+    ) -> Callable[[list[tuple[str, datetime | None]]], set[str]]:
+        def known(pairs: list[tuple[str, datetime | None]]) -> set[str]:
+            versions = self.state.processed_versions(source, [item_id for item_id, _ in pairs])
+            return {
+                item_id
+                for item_id, updated in pairs
+                if updated is not None and versions.get(item_id) == updated
+            }
+
+        return known
+
+    def _process_page(
+        self,
+        connector: Connector,
+        settings: SourceSettings,
+        stream: str,
+        page: Page,
+        summary: SourceSummary,
+        result: SyncResult,
+        allowed: list[str],
+        integration_user: str,
+        full: bool,
+        dry_run: bool,
+        start: datetime,
+    ) -> None:
+        source = settings.name
+        versions = self.state.processed_versions(source, [i.id for i in page.items])
+        fresh: list[Item] = []
+        for item in page.items:
+            seen = versions.get(item.id)
+            if not full and seen is not None and item.updated is not None and item.updated <= seen:
+                continue  # this version (or a newer one) was processed already
+            fresh.append(item)
+        summary.pulled += len(fresh)
+        quarantined = list(page.rejected)
+        enriched, bad = self._enrich(fresh, start)
+        quarantined += bad
+        bad_ids = {b[0] for b in bad}
+        fresh = [i for i in fresh if i.id not in bad_ids]
+        summary.enriched += len(enriched)
+        summary.quarantined += len(quarantined)
+        for item_id, key, reason in quarantined:
+            log.warning("%s: item %s quarantined: %s", source, key or item_id, reason)
+
+        last_written = self.state.last_written(source, [i.id for i in fresh]) if fresh else {}
+        plan = plan_changes(fresh, enriched, allowed, last_written, integration_user)
+        summary.unchanged += len(plan.unchanged)
+        summary.skipped_manual += len(plan.manual)
+        cursor = None
+        if page.cursor is not None:
+            updated, last_id = page.cursor
+            # Never past the sync's start: records changed during the run are picked up next time.
+            cursor = Watermark(start, "") if updated > start else Watermark(updated, last_id)
+
+        if dry_run:
+            for change in plan.changes:
+                result.diff.append(
+                    {
+                        "source": source, "key": change.item.key, "field": change.field,
+                        "current": _norm(change.field, change.old), "new": change.new,
+                    }
+                )
+            summary.written += len({c.item.id for c in plan.changes})
+            return
+
+        write_results = connector.write(plan.changes) if plan.changes else []
+        by_item: dict[str, list[FieldChange]] = {}
+        for change in plan.changes:
+            by_item.setdefault(change.item.id, []).append(change)
+        writes_ok: list[tuple[str, str, str | None]] = []
+        failed: list[PendingWrite] = []
+        errors: dict[tuple[str, str], tuple[str, bool]] = {}
+        new_versions: dict[str, datetime] = {}
+        for res in write_results:
+            changes = by_item.get(res.item_id, [])
+            if res.ok:
+                summary.written += 1
+                writes_ok += [(c.item.id, c.field, str(c.new)) for c in changes]
+                if res.updated is not None:
+                    new_versions[res.item_id] = res.updated
+            else:
+                summary.failed += 1
+                log.warning("%s: write to %s failed: %s", source, changes[0].item.key if changes else res.item_id, res.error)
+                for c in changes:
+                    failed.append(PendingWrite(source, c.item.id, c.item.key, c.item.container, c.field, str(c.new), 0))
+                    errors[(c.item.id, c.field)] = (res.error, res.retriable)
+
+        rows = []
+        for row in enriched.to_dict("records"):
+            data = _report_row(row)
+            updated = new_versions.get(row["id"]) or _db_time(row.get("updated"))
+            rows.append(
+                {
+                    "item_id": row["id"], "key": str(row.get("key") or ""),
+                    "platform": str(row.get("platform") or ""),
+                    "container": str(row.get("container") or ""),
+                    "updated": updated, "moment": data["moment"],
+                    "score": data["experience_score"], "level": data["experience_level"],
+                    "customer": data["customer"], "created": _db_time(row.get("created")),
+                    "resolved": _db_time(row.get("resolved")), "data": json.dumps(data, default=str),
+                }
+            )
+        self.state.commit_page(
+            source, stream, rows, writes_ok, failed, errors, cursor,
+            [(i, k, r) for i, k, r in quarantined],
+        )
+
+    def _enrich(self, items: list[Item], now: datetime) -> tuple[pd.DataFrame, list[tuple[str, str, str]]]:
+        """Enrich a page; if the page as a whole fails, isolate and quarantine the bad items."""
+        if not items:
+            return items_to_frame([]), []
+        try:
+            return self._enrich_frame(items, now), []
+        except Exception as exc:  # noqa: BLE001 - a bad item must not stop the run
+            log.warning("enrichment failed on a page (%s); retrying item by item", exc)
+        good: list[pd.DataFrame] = []
+        bad: list[tuple[str, str, str]] = []
+        for item in items:
+            try:
+                good.append(self._enrich_frame([item], now))
+            except Exception as exc:  # noqa: BLE001
+                bad.append((item.id, item.key, f"enrichment failed: {type(exc).__name__}: {exc}"[:500]))
+        frame = pd.concat(good, ignore_index=True) if good else items_to_frame([])
+        return frame, bad
+
+    def _enrich_frame(self, items: list[Item], now: datetime) -> pd.DataFrame:
+        frame = items_to_frame(items)
+        return enrich(frame, self.config.moments, self.config.experience, now=now)
+
+    def _retry_pending(self, connector: Connector, settings: SourceSettings, summary: SourceSummary) -> None:
+        pending = self.state.due_pending_writes(settings.name)
+        if not pending:
+            return
+        items: dict[str, Item] = {}
+        changes: list[FieldChange] = []
+        for pw in pending:
+            item = items.setdefault(
+                pw.item_id,
+                Item(source=settings.name, platform=connector.platform, container=pw.container, id=pw.item_id, key=pw.key),
+            )
+            changes.append(FieldChange(item, pw.field, None, pw.value))
+        log.info("%s: retrying %d pending field writes on %d items", settings.name, len(changes), len(items))
+        results = connector.write(changes)
+        by_item: dict[str, list[FieldChange]] = {}
+        for change in changes:
+            by_item.setdefault(change.item.id, []).append(change)
+        ok: list[tuple[str, str, str | None]] = []
+        failed: list[PendingWrite] = []
+        errors: dict[tuple[str, str], tuple[str, bool]] = {}
+        pending_by_key = {(p.item_id, p.field): p for p in pending}
+        for res in results:
+            for c in by_item.get(res.item_id, []):
+                if res.ok:
+                    ok.append((c.item.id, c.field, str(c.new)))
+                else:
+                    failed.append(pending_by_key[(c.item.id, c.field)])
+                    errors[(c.item.id, c.field)] = (res.error, res.retriable)
+            if res.ok:
+                summary.written += 1
+            else:
+                summary.failed += 1
+        self.state.commit_page(settings.name, "", [], ok, failed, errors, None)
+
+
+def write_diff_csv(diff: list[dict[str, Any]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["source", "key", "field", "current", "new"])
+        writer.writeheader()
+        writer.writerows(diff)
+    return path
