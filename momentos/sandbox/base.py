@@ -242,7 +242,9 @@ class ServerThread:
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{host}:{self.server.server_port}"
         app.base_url = self.url
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self) -> ServerThread:
         self._thread.start()
