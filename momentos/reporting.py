@@ -35,4 +35,5 @@ def build_report_from_state(
         now=now,
         language=config.model.report.language,
         title=config.model.report.title,
+        levels=config.experience.levels.model_dump(),
     )

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     and_,
     create_engine,
     delete,
@@ -40,32 +41,23 @@ from sqlalchemy.engine import Engine
 metadata = MetaData()
 
 
-class UTCDateTime(DateTime):
-    """Stores naive UTC in the database and hands back aware UTC datetimes."""
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC in the database and hands back aware UTC datetimes, on every backend."""
 
+    impl = DateTime
     cache_ok = True
 
-    def bind_processor(self, dialect: Any) -> Any:
-        def process(value: datetime | None) -> datetime | None:
-            if value is None:
-                return None
-            return value.astimezone(timezone.utc).replace(tzinfo=None)
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state store; use aware UTC")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
 
-        return process
-
-    def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value: Any) -> datetime | None:
-            if parent is not None:
-                value = parent(value)
-            if value is None:
-                return None
-            if isinstance(value, str):
-                value = datetime.fromisoformat(value)
-            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-        return process
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 watermarks = Table(
