@@ -214,10 +214,11 @@ def _report_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _db_time(value: Any) -> datetime | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    # pd.NaT is an instance of datetime, so the missing check comes first.
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, pd.Timestamp):
-        return None if pd.isna(value) else value.to_pydatetime()
+        return value.to_pydatetime()
     if isinstance(value, datetime):
         return value
     return None

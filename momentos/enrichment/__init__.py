@@ -1,0 +1,122 @@
+"""Enrichment: items in, relationship moment and experience signals out.
+
+Pure functions on pandas DataFrames: no HTTP, no config files, no clock (``now`` is passed in).
+``enrich`` adds the output columns of the contract's "enrich columns" section to any frame that
+has some of the recognised input columns; ``items_to_frame``, ``read_table`` and ``enrich_file``
+(in ``momentos.enrichment.frame``) build such frames from items and files.
+
+Data flows one way: ``columns`` reads cells robustly → ``moments`` tags the moment →
+``signals`` (with ``sentiment``) measures how the requester lived the item → ``score`` turns
+signals into a score, a level and reasons.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from momentos.enrichment import columns as col
+from momentos.enrichment.frame import enrich_file, items_to_frame, read_table, write_table
+from momentos.enrichment.moments import assign_moments, classify_fallback
+from momentos.enrichment.score import score_experience
+from momentos.enrichment.settings import (
+    ExperienceSettings,
+    MomentRule,
+    MomentsSettings,
+    default_rules,
+)
+from momentos.enrichment.signals import chaser_regex, compute_signals, signal_dicts
+
+#: Columns ``enrich`` adds, in order. The first eight are fixed by the contract.
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "moment",
+    "moment_confidence",
+    "moment_reason",
+    "sentiment",
+    "experience_score",
+    "experience_level",
+    "experience_reasons",
+    "signals",
+    "moment_rule",
+    "needs_review",
+)
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "ExperienceSettings",
+    "MomentRule",
+    "MomentsSettings",
+    "classify_fallback",
+    "default_rules",
+    "enrich",
+    "enrich_file",
+    "items_to_frame",
+    "read_table",
+    "write_table",
+]
+
+
+def enrich(
+    frame: pd.DataFrame,
+    moments: MomentsSettings | None = None,
+    experience: ExperienceSettings | None = None,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Return ``frame`` with the enrich output columns added (input columns untouched).
+
+    ``moments`` and ``experience`` default to the shipped settings. ``now`` is the reference
+    time for the age of open items; it is required in practice (enrichment never reads the
+    clock), and when ``None`` ages are left unknown. Bad cells (None, NaN, wrong types, huge
+    texts) never raise: the row still gets a moment, a score and its reasons.
+    """
+    moments = moments if moments is not None else MomentsSettings()
+    experience = experience if experience is not None else ExperienceSettings()
+    out = frame.copy(deep=False)
+    n = len(frame)
+    if n == 0:
+        return _empty_output(out)
+
+    comments = col.comments_table(frame)
+    history = col.history_table(frame)
+    tags = assign_moments(frame, moments)
+    signals = compute_signals(
+        frame,
+        comments,
+        history,
+        now,
+        chaser_regex(experience.chaser_patterns),
+    )
+    scored = score_experience(signals, tags["moment"].to_numpy(dtype=object), experience)
+
+    # Assign positionally: the caller's index may be anything, even non-unique.
+    out["moment"] = tags["moment"].to_numpy(dtype=object)
+    out["moment_confidence"] = tags["moment_confidence"].to_numpy(dtype=float)
+    out["moment_reason"] = tags["moment_reason"].to_numpy(dtype=object)
+    out["sentiment"] = signals["sentiment"].to_numpy(dtype=float)
+    out["experience_score"] = scored["experience_score"].to_numpy(dtype=np.int64)
+    out["experience_level"] = scored["experience_level"].to_numpy(dtype=object)
+    out["experience_reasons"] = scored["experience_reasons"].to_numpy(dtype=object)
+    out["signals"] = pd.Series(signal_dicts(signals), index=out.index, dtype=object)
+    out["moment_rule"] = tags["moment_rule"].to_numpy(dtype=object)
+    out["needs_review"] = tags["needs_review"].to_numpy(dtype=bool)
+    return out
+
+
+def _empty_output(out: pd.DataFrame) -> pd.DataFrame:
+    dtypes = {
+        "moment": object,
+        "moment_confidence": float,
+        "moment_reason": object,
+        "sentiment": float,
+        "experience_score": np.int64,
+        "experience_level": object,
+        "experience_reasons": object,
+        "signals": object,
+        "moment_rule": object,
+        "needs_review": bool,
+    }
+    for name in OUTPUT_COLUMNS:
+        out[name] = pd.Series(dtype=dtypes[name], index=out.index)
+    return out
