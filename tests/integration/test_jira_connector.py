@@ -306,7 +306,7 @@ def test_jira_write_is_visible_counted_and_known_next_time(jira_connector_factor
             assert all(h.by == INTEGRATION_USER for h in mine)
             assert fresh.updated_by == INTEGRATION_USER
             versions = {r.item_id: r.updated for r in results}
-            connector.known = lambda pairs: {i for i, u in pairs if versions.get(i) == u}
+            connector.known = lambda pairs, v=versions: {i for i, u in pairs if v.get(i) == u}
             skipped = {i.id for i in pull_all(connector)[0]}
             assert skipped.isdisjoint(versions) and len(skipped) == len(items) - 4
 
@@ -416,3 +416,48 @@ def test_jira_dc_bearer_token(jira_default_world: World, monkeypatch: pytest.Mon
         assert len(pull_all(connector)[0]) == sum(1 for w in site.jira_issues() if w.container == "PMO")
         assert requests.get(f"{site.url}/_sandbox/stats", timeout=5).ok
         connector.close()
+
+
+class _RepeatingSearch:
+    """Stands in for the library wrapper: a search that keeps answering the same token."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def search_cloud(self, jql: str, token: str | None, size: int, fields: list[str], expand: str | None) -> dict:
+        self.calls += 1
+        return {"issues": [{"id": str(self.calls)}], "nextPageToken": "same-token", "isLast": False}
+
+
+def test_jira_paginator_stops_on_a_token_that_does_not_advance() -> None:
+    from momentos.connectors.jira import CloudPaginator
+    from momentos.errors import PlatformError
+
+    search = _RepeatingSearch()
+    paginator = CloudPaginator(search, "project = SD", ["summary"], 100)  # type: ignore[arg-type]
+    with pytest.raises(PlatformError, match="already returned"):
+        list(paginator.pages())
+    assert search.calls == 2  # the first page gives the token; the next answers it again → stop
+
+
+def test_jira_dc_issue_deleted_during_the_run_does_not_break_the_page(
+    jira_connector_factory: Factory,  # noqa: F811
+) -> None:
+    world = jira_world(items=300, seed=24)
+    with jira_site(world, "datacenter") as site:
+        connector = jira_connector_factory(site, projects=["SD"])
+        victim = next(w for w in site.jira_issues() if w.container == "SD")
+        auth = ("it.agent", site.human_password)
+
+        def delete_then_nothing_known(pairs: list) -> set[str]:
+            # Called between the id listing and the fetch: the window has just changed.
+            requests.delete(f"{site.url}/rest/api/2/issue/{victim.number}", auth=auth, timeout=10)
+            return set()
+
+        connector.known = delete_then_nothing_known
+        items = pull_all(connector)[0]
+        expected = {w.id for w in site.jira_issues() if w.container == "SD"} - {victim.id}
+        assert {i.id for i in items} == expected
+        strict = requests.get(f"{site.url}/rest/api/2/search", auth=auth, timeout=10,
+                              params={"jql": f"key = {victim.number}"})
+        assert strict.status_code == 400 and "does not exist for field 'key'" in strict.text

@@ -13,10 +13,9 @@ from zoneinfo import ZoneInfo
 import jira
 import pytest
 import requests
+from jira_fixtures import FLAVORS, JiraSite, jira_default_world, jira_site  # noqa: F401
 
 from momentos.sandbox.world import HUMAN_USER, INTEGRATION_USER, World
-
-from jira_fixtures import FLAVORS, JiraSite, jira_default_world, jira_site  # noqa: F401
 
 
 # Read-only tests share one sandbox per flavour (a server stop costs half a second).
@@ -233,3 +232,21 @@ def test_jira_edit_requires_screen_and_admin_for_notify(jira_default_world: Worl
         last = issue.raw["changelog"]["histories"][0]
         assert last["author"]["displayName"] == "IT Agent" and last["items"][0]["toString"] == "evolution"
         assert site.stats()["writes"][f"SD/{sd_key}"] == 4
+
+
+def test_jira_comments_post_and_search_by_post(jira_default_world: World) -> None:  # noqa: F811
+    with jira_site(jira_default_world, "cloud") as site:
+        issue = next(i for i in site.jira_issues() if i.container == "SD")
+        auth = (HUMAN_USER, site.human_password)
+        body = {"type": "doc", "version": 1, "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": "internal note"}]}]}
+        posted = requests.post(f"{site.url}/rest/api/3/issue/{issue.number}/comment", auth=auth, timeout=10,
+                               json={"body": body, "properties": [{"key": "sd.public.comment",
+                                                                  "value": {"internal": True}}]})
+        assert posted.status_code == 201 and posted.json()["jsdPublic"] is False
+        found = requests.post(f"{site.url}/rest/api/3/search/jql", auth=auth, timeout=10,
+                              json={"jql": f"key = {issue.number}", "fields": ["comment", "updated"]}).json()
+        fields = found["issues"][0]["fields"]
+        assert fields["comment"]["comments"][-1]["body"] == body
+        assert fields["comment"]["total"] == len(issue.comments)
+        assert site.stats()["writes"] == {f"SD/{issue.number}": 1}
