@@ -40,11 +40,16 @@ def _setup_logging(level: str = "INFO", json_format: bool = False) -> None:
     configure(level, json_format)
 
 
-def _load(path: Path):  # -> Config
-    from momentos.config import load_config
+def _load(path: Path, *, secrets: bool = False, source: str | None = None):  # -> Config
+    """Load the config (and, for commands that reach platforms, its secrets) or exit 2."""
+    from momentos.config import check_secrets, load_config
 
     try:
         config = load_config(path)
+        if source:
+            config.source(source)
+        if secrets:
+            check_secrets(config, source)
     except ConfigError as exc:
         err.print(f"[bold red]{path}: invalid configuration[/] ({len(exc.problems)} problem(s)):", highlight=False)
         for problem in exc.problems:
@@ -79,9 +84,9 @@ def demo(
     _print_summary(result)
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
     report = outcome["report"]
-    out.print(f"config: {outcome['config']}", highlight=False)
-    out.print(f"demo finished in {seconds:.1f}s", highlight=False)
-    out.print(f"report: {Path(report.html).resolve()}", highlight=False)
+    typer.echo(f"config: {outcome['config']}")
+    typer.echo(f"demo finished in {seconds:.1f}s")
+    typer.echo(f"report: {Path(report.html).resolve()}")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -134,7 +139,7 @@ def check(config: ConfigOpt) -> None:
     """Validate the config, reach every source, verify the writeback fields exist and are writable."""
     from momentos.sync import make_connector
 
-    cfg = _load(config)
+    cfg = _load(config, secrets=True)
     failures = 0
     for settings in cfg.sources:
         try:
@@ -171,9 +176,7 @@ def sync(
     """One sync cycle: pull what changed, enrich, write back."""
     from momentos.sync import SyncEngine, write_diff_csv
 
-    cfg = _load(config)
-    if source:
-        _source_or_exit(cfg, source)
+    cfg = _load(config, secrets=True, source=source)
     try:
         result = SyncEngine(cfg).run(source=source, full=full, dry_run=dry_run)
     except ConfigError as exc:
@@ -205,8 +208,8 @@ def pull(
     from momentos.state import StateStore
     from momentos.sync import make_connector
 
-    cfg = _load(config)
-    sources = [_source_or_exit(cfg, source)] if source else cfg.sources
+    cfg = _load(config, secrets=True, source=source)
+    sources = [cfg.source(source)] if source else cfg.sources
     state = StateStore(cfg.state_url)
     now = datetime.now(timezone.utc)
     count = 0
@@ -229,7 +232,7 @@ def pull(
             finally:
                 connector.close()
     state.close()
-    out.print(f"pulled {count} items into {out_file}", highlight=False)
+    typer.echo(f"pulled {count} items into {out_file}")
     if failed:
         raise typer.Exit(1)
 
@@ -256,7 +259,7 @@ def enrich(
     if not input_file.exists():
         _fail(f"input {input_file} does not exist", 2)
     rows = enrich_file(input_file, out_file, moments, experience, now=datetime.now(timezone.utc))
-    out.print(f"enriched {rows} rows into {out_file}", highlight=False)
+    typer.echo(f"enriched {rows} rows into {out_file}")
 
 
 @app.command()
@@ -274,7 +277,7 @@ def report(
         files = build_report_from_state(cfg, state, now=datetime.now(timezone.utc), out=out_dir)
     finally:
         state.close()
-    out.print(f"report: {Path(files.html).resolve()}", highlight=False)
+    typer.echo(f"report: {Path(files.html).resolve()}")
 
 
 @app.command()
@@ -282,7 +285,7 @@ def serve(config: ConfigOpt) -> None:
     """Run the configured scheduled jobs until SIGTERM."""
     from momentos.scheduler import AlreadyRunning, Service
 
-    cfg = _load(config)
+    cfg = _load(config, secrets=True)
     try:
         code = Service(cfg).serve()
     except AlreadyRunning as exc:
@@ -339,13 +342,6 @@ def config_validate(config: ConfigOpt) -> None:
 
 
 # --- output helpers ------------------------------------------------------------------------------
-def _source_or_exit(cfg: Any, name: str) -> Any:
-    try:
-        return cfg.source(name)
-    except ConfigError as exc:
-        _fail(exc.problems[0], 2)
-
-
 def _print_summary(result: Any) -> None:
     table = Table(title=f"sync summary ({result.duration_s:.1f}s)")
     for col in ("source", "pulled", "enriched", "written", "unchanged", "manual", "failed", "reads", "writes"):

@@ -300,6 +300,23 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def check_secrets(config: Config, source: str | None = None) -> None:
+    """Resolve every source's credentials now, so a missing secret is reported with the other
+    configuration problems (exit 2) instead of failing a run half-way."""
+    from momentos.connectors.base import resolve_credentials
+
+    problems: list[str] = []
+    for settings in config.sources:
+        if source and settings.name != source:
+            continue
+        try:
+            resolve_credentials(settings.auth, settings.name)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the config file, with each installed connector's source model."""
     schema = MomentosConfig.model_json_schema()

@@ -775,8 +775,9 @@ class JiraConnector(Connector):
 
     def pull(self, stream: str, since: datetime | None, until: datetime) -> Iterator[Page]:
         site = self.site()
-        ctx = self._context()
-        project = self._project_type(stream)
+        # Statuses, agent groups and the project type are only needed to build items; a run
+        # that finds nothing new (the common case every few minutes) never asks for them.
+        ctx: _Context | None = None
         fields = self._search_fields()
         jql = self.jql(stream, since, until)
         if site.cloud:
@@ -795,7 +796,12 @@ class JiraConnector(Connector):
                 pairs = [(str(i["id"]), parse_utc((i.get("fields") or {}).get("updated"))) for i in issues]
                 seen = self.known(pairs)
                 issues = [i for i in issues if str(i["id"]) not in seen]
-            items, rejected = self._normalize_page(issues, ctx, project == "service_desk")
+            items: list[Item] = []
+            rejected: list[tuple[str, str, str]] = []
+            if issues:
+                ctx = ctx or self._context()
+                service_desk = self._project_type(stream) == "service_desk"
+                items, rejected = self._normalize_page(issues, ctx, service_desk)
             yield Page(items, cursor, total=raw_page.total, rejected=rejected)
 
     def _project_type(self, key: str) -> str:

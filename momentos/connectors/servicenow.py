@@ -368,18 +368,21 @@ class _TableApi:
             elif offset >= page.total:
                 return found
 
-    def patch(self, table: str, sys_id: str, payload: dict[str, str]) -> requests.Response | None:
-        """PATCH only the given fields; returns the failed response, or None on success."""
+    def patch(
+        self, table: str, sys_id: str, payload: dict[str, str]
+    ) -> tuple[requests.Response | None, datetime | None]:
+        """PATCH only the given fields; returns (failed response or None, the record's new
+        sys_updated_on), so the engine knows that version is our own write."""
         response = self._resource(table, write=True).request(
             "PATCH", path_append=f"/{sys_id}", json=payload
         )
         try:
-            response.one()
+            record = response.one()
         except requests.HTTPError as exc:
-            return exc.response
+            return exc.response, None
         except (pysnow.exceptions.PysnowException, ValueError) as exc:
             raise PlatformError(f"PATCH {table}/{sys_id}: unexpected answer: {exc}") from None
-        return None
+        return None, parse_utc(record.get("sys_updated_on")) if isinstance(record, dict) else None
 
     def batch(self, body: dict[str, Any]) -> requests.Response:
         """POST to the Batch API. pysnow's response parser only knows ``result`` bodies, so
@@ -784,11 +787,11 @@ class _Writer:
     def _patch(self, pending: _Pending) -> WriteResult:
         what = f"updating {pending.table} {pending.item_id}"
         try:
-            failed = self.api.patch(pending.table, pending.item_id, pending.payload)
+            failed, updated = self.api.patch(pending.table, pending.item_id, pending.payload)
         except TransientError as exc:
             return WriteResult(pending.item_id, ok=False, fields=pending.logical, error=str(exc))
         if failed is None:
-            return WriteResult(pending.item_id, ok=True, fields=pending.logical)
+            return WriteResult(pending.item_id, ok=True, fields=pending.logical, updated=updated)
         if failed.status_code == 401:
             raise error_for(failed, f"ServiceNow source {self.settings.name}: {what}")
         return _failed(pending, failed.status_code, _error_message(failed), what)
@@ -800,7 +803,7 @@ class _Writer:
             {
                 "id": str(n),
                 "method": "PATCH",
-                "url": f"/api/now/table/{p.table}/{p.item_id}?sysparm_fields=sys_id",
+                "url": f"/api/now/table/{p.table}/{p.item_id}?sysparm_fields=sys_id,sys_updated_on",
                 "headers": [
                     {"name": "Content-Type", "value": "application/json"},
                     {"name": "Accept", "value": "application/json"},
@@ -857,7 +860,12 @@ class _Writer:
                 continue
             status = int(entry.get("status_code") or 0)
             if 200 <= status < 300:
-                results.append(WriteResult(pending.item_id, ok=True, fields=pending.logical))
+                results.append(
+                    WriteResult(
+                        pending.item_id, ok=True, fields=pending.logical,
+                        updated=_batch_updated(entry),
+                    )
+                )
                 continue
             if status == 401:
                 raise AuthError(
@@ -866,6 +874,16 @@ class _Writer:
                 )
             results.append(_failed(pending, status, _batch_message(entry), what))
         return results
+
+
+def _batch_updated(entry: dict[str, Any]) -> datetime | None:
+    """sys_updated_on from a serviced batch request's base64 body, when present."""
+    try:
+        body = json.loads(base64.b64decode(entry.get("body") or b"") or b"{}")
+    except ValueError:
+        return None
+    result = body.get("result") if isinstance(body, dict) else None
+    return parse_utc(result.get("sys_updated_on")) if isinstance(result, dict) else None
 
 
 def _batch_message(entry: dict[str, Any]) -> str:
@@ -956,7 +974,15 @@ class ServiceNowConnector(Connector):
             if first_total is None:
                 first_total = raw.total
             if raw.records:
-                items = self.build_items(table, raw.records)
+                fresh = raw.records
+                if self.known is not None:
+                    # Versions already processed (typically our own writes of the last run)
+                    # need no context and no enrichment: drop them before the bulk queries.
+                    seen = self.known(
+                        [(str(r.get("sys_id")), parse_utc(r.get("sys_updated_on"))) for r in fresh]
+                    )
+                    fresh = [r for r in fresh if str(r.get("sys_id")) not in seen]
+                items = self.build_items(table, fresh) if fresh else []
                 last = raw.records[-1]
                 updated = parse_utc(last.get("sys_updated_on"))
                 cursor = (updated, str(last.get("sys_id"))) if updated else None
@@ -1249,7 +1275,7 @@ class _Checker:
         api = self.connector.api
         for table, record in samples.items():
             payload = {c: str(record.get(c) or "") for c in present}
-            failed = api.patch(table, str(record.get("sys_id")), payload)
+            failed, _ = api.patch(table, str(record.get("sys_id")), payload)
             if failed is None:
                 continue
             if failed.status_code == 403:
