@@ -771,7 +771,9 @@ class JiraSandbox(SandboxApp):
         return {"startAt": 0, "maxResults": len(rendered), "total": total, "histories": rendered}
 
     def _customer(self, issue: _Issue) -> str:
-        org = self.orgs.get(issue.item.department_id) or self.orgs.get(issue.item.company_id)
+        # The business area is the company, as on the ServiceNow side (its `company` field), so
+        # the demo's customer 360 adds both platforms up per customer.
+        org = self.orgs.get(issue.item.company_id) or self.orgs.get(issue.item.department_id)
         return org.name if org else ""
 
     def _field_value(self, issue: _Issue, fid: str, v: str, tz: ZoneInfo, search: bool) -> Any:
@@ -855,7 +857,7 @@ class JiraSandbox(SandboxApp):
         if logical == "organizations":
             if not jsm:
                 return None
-            org = self.orgs.get(item.department_id) or self.orgs.get(item.company_id)
+            org = self.orgs.get(item.company_id) or self.orgs.get(item.department_id)
             if org is None:
                 return []
             return [{"id": self.org_ids[org.id], "name": org.name,

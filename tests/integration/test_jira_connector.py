@@ -92,7 +92,7 @@ def test_jira_items_are_normalized(jira_shared_site: JiraSite, jira_connector_fa
         assert item.url == f"{site.url}/browse/{w.number}"
         assert item.title == w.title and item.state == w.state and item.priority == w.priority
         assert item.created == w.created and item.updated == w.updated and item.resolved == w.resolved
-        assert item.customer == orgs[w.department_id]
+        assert item.customer == orgs[w.company_id]
         assert item.assignment_group == groups[w.group_id]
         assert item.service == w.service and item.labels == w.labels
         assert item.reopen_count == w.reopen_count and item.reassignment_count == w.reassignment_count
