@@ -27,8 +27,9 @@ app = typer.Typer(
 config_app = typer.Typer(no_args_is_help=True, help="Configuration helpers.")
 app.add_typer(config_app, name="config")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output keeps full lines: rich would otherwise wrap tables at 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 log = logging.getLogger("momentos.cli")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The momentos YAML config file.")]
@@ -82,6 +83,8 @@ def demo(
     outcome = run_demo(items, seed, out_dir)
     result = outcome["sync"]
     _print_summary(result)
+    for line in outcome["headlines"]:
+        typer.echo(line)
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
     report = outcome["report"]
     typer.echo(f"config: {outcome['config']}")

@@ -88,6 +88,29 @@ def run_demo(items: int, seed: int, out: Path) -> dict[str, Any]:
         try:
             result = SyncEngine(config, state).run()
             files = build_report_from_state(config, state, now=datetime.now(timezone.utc))
+            headlines = _headlines(state)
         finally:
             state.close()
-    return {"sync": result, "report": files, "config": config_path}
+    return {"sync": result, "report": files, "config": config_path, "headlines": headlines}
+
+
+def _headlines(state: Any) -> list[str]:
+    """A few lines on what the business is living, for the terminal."""
+    from momentos.reporting import state_frame
+
+    frame = state_frame(state)
+    if frame.empty:
+        return ["no items were processed"]
+    at_risk = frame["experience_level"].isin(["at_risk", "poor"])
+    lines = [
+        "moments: "
+        + ", ".join(f"{m} {int((frame['moment'] == m).sum())}" for m in ("operation", "evolution", "innovation"))
+        + f"; mean experience {frame['experience_score'].mean():.1f}; at risk {int(at_risk.sum())}"
+        f" ({at_risk.mean():.0%})"
+    ]
+    cells = (
+        frame[at_risk].groupby(["customer", "moment"]).size().sort_values(ascending=False).head(3)
+    )
+    for (customer, moment), count in cells.items():
+        lines.append(f"attention: {customer or '(no customer)'} in {moment}: {count} items at risk")
+    return lines
