@@ -11,9 +11,21 @@ from momentos.state import MAX_ATTEMPTS, PendingWrite, StateStore, Watermark
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The same behaviour on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        from sqlalchemy import create_engine
+
+        url = request.getfixturevalue("pg_url")
+        engine = create_engine(url)
+        from momentos.state import metadata
+
+        metadata.drop_all(engine)  # each test starts from an empty store
+        engine.dispose()
+    s = StateStore(url)
     yield s
     s.close()
 
