@@ -116,6 +116,20 @@ pending_writes = Table(
     Column("permanent", Integer, nullable=False, default=0),
 )
 
+#: A person changed a field momentos writes: their value stands, momentos stops writing it.
+overrides = Table(
+    "overrides",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("item_id", String(100), primary_key=True),
+    Column("field", String(50), primary_key=True),
+    Column("key", String(100), nullable=False),
+    Column("value", Text),
+    Column("ours", Text),  # what momentos had written before
+    Column("by", String(200)),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 quarantine = Table(
     "quarantine",
     metadata,
@@ -387,6 +401,43 @@ class StateStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(items.c.source, func.count()).group_by(items.c.source))
             return {r[0]: r[1] for r in rows}
+
+    def record_overrides(self, source: str, rows: list[dict[str, Any]]) -> None:
+        """Remember human overrides: dicts with item_id, field, key, value, ours, by."""
+        if not rows:
+            return
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    delete(overrides).where(
+                        overrides.c.source == source,
+                        overrides.c.item_id == row["item_id"],
+                        overrides.c.field == row["field"],
+                    )
+                )
+                conn.execute(insert(overrides).values(source=source, at=now, **row))
+
+    def overrides_for(self, source: str, item_ids: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        ids = list(item_ids)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    select(overrides).where(overrides.c.source == source, overrides.c.item_id.in_(chunk))
+                )
+                for r in rows:
+                    found[(r.item_id, r.field)] = {
+                        "value": r.value, "ours": r.ours, "by": r.by, "at": r.at, "key": r.key,
+                    }
+        return found
+
+    def all_overrides(self, field: str | None = None) -> list[dict[str, Any]]:
+        query = select(overrides)
+        if field:
+            query = query.where(overrides.c.field == field)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def quarantined(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
