@@ -144,6 +144,7 @@ class _Plan:
     changes: list[FieldChange]
     manual: set[str]  # item ids with a human override on some field
     unchanged: set[str]
+    new_overrides: list[dict[str, Any]] = field(default_factory=list)
 
 
 def plan_changes(
@@ -152,16 +153,17 @@ def plan_changes(
     allowed: list[str],
     last_written: dict[tuple[str, str], str | None],
     integration_user: str,
+    overrides: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> _Plan:
     """Which fields to write on which items.
 
     A field is written only when its platform value differs from the desired one. When the
     platform value also differs from what we last wrote, and the change was made by someone
-    other than the integration user, it is a human's decision: keep it, never overwrite it.
+    other than the integration user, it is a human's decision: it is kept, recorded as an
+    override, and that field of that item is never written again.
     """
-    changes: list[FieldChange] = []
-    manual: set[str] = set()
-    unchanged: set[str] = set()
+    overrides = overrides or {}
+    plan = _Plan([], set(), set())
     by_id = {item.id: item for item in items}
     for row in enriched.to_dict("records"):
         item = by_id[row["id"]]
@@ -169,32 +171,46 @@ def plan_changes(
         item_changes = []
         for logical in allowed:
             current = _norm(logical, item.current.get(logical))
+            if (item.id, logical) in overrides:
+                if current != desired[logical]:
+                    plan.manual.add(item.id)  # a person's value stands
+                continue
             if current == desired[logical]:
                 continue
             previous = last_written.get((item.id, logical))
-            if current and previous is not None and current != _norm(logical, previous):
-                if _changed_by_someone_else(item, logical, integration_user):
-                    manual.add(item.id)
+            moved = current != _norm(logical, previous) if previous is not None else bool(current)
+            if moved:
+                by = _changed_by_someone_else(item, logical, integration_user)
+                if by is not None:
+                    plan.manual.add(item.id)
+                    plan.new_overrides.append(
+                        {
+                            "item_id": item.id, "field": logical, "key": item.key,
+                            "value": current, "ours": previous, "by": by,
+                        }
+                    )
                     continue
-            if current and previous is None and _changed_by_someone_else(item, logical, integration_user):
-                # A value set by a person before momentos ever wrote here is theirs too.
-                manual.add(item.id)
-                continue
             item_changes.append(FieldChange(item, logical, item.current.get(logical), desired[logical]))
         if item_changes:
-            changes.extend(item_changes)
-        elif item.id not in manual:
-            unchanged.add(item.id)
-    return _Plan(changes, manual, unchanged)
+            plan.changes.extend(item_changes)
+        elif item.id not in plan.manual:
+            plan.unchanged.add(item.id)
+    return plan
 
 
-def _changed_by_someone_else(item: Item, logical: str, integration_user: str) -> bool:
+def _changed_by_someone_else(item: Item, logical: str, integration_user: str) -> str | None:
+    """Who last changed the field, when it was not the integration user; None when it was us.
+
+    The item's history (ServiceNow sys_audit, Jira changelog) tells who changed it.
+    """
     events = [h for h in item.history if h.field == logical]
     if not events:
         # No history of the field: the value is there and we did not put it there.
-        return True
+        return "unknown (no history)"
     last = max(events, key=lambda h: h.at or datetime.min.replace(tzinfo=timezone.utc))
-    return bool(last.by) and last.by.lower() != integration_user.lower()
+    if last.by and last.by.lower() == integration_user.lower():
+        return None
+    return last.by or "unknown"
 
 
 def _report_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -371,8 +387,10 @@ class SyncEngine:
         for item_id, key, reason in quarantined:
             log.warning("%s: item %s quarantined: %s", source, key or item_id, reason)
 
-        last_written = self.state.last_written(source, [i.id for i in fresh]) if fresh else {}
-        plan = plan_changes(fresh, enriched, allowed, last_written, integration_user)
+        ids = [i.id for i in fresh]
+        last_written = self.state.last_written(source, ids) if fresh else {}
+        overrides = self.state.overrides_for(source, ids) if fresh else {}
+        plan = plan_changes(fresh, enriched, allowed, last_written, integration_user, overrides)
         summary.unchanged += len(plan.unchanged)
         summary.skipped_manual += len(plan.manual)
         cursor = None
@@ -392,6 +410,13 @@ class SyncEngine:
             summary.written += len({c.item.id for c in plan.changes})
             return
 
+        if plan.new_overrides:
+            for o in plan.new_overrides:
+                log.info(
+                    "%s: %s changed %s on %s to %r; keeping it, momentos will not write that field there",
+                    source, o["by"], o["field"], o["key"], o["value"],
+                )
+            self.state.record_overrides(source, plan.new_overrides)
         write_results = connector.write(plan.changes) if plan.changes else []
         by_item: dict[str, list[FieldChange]] = {}
         for change in plan.changes:
