@@ -69,6 +69,9 @@ class SandboxApp:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            # werkzeug insists on a status before it writes; writing to the shut socket then
+            # fails as a dropped connection, which the server handles quietly.
+            start_response("500 Connection dropped", [("Content-Length", "0")])
             return []
         return response(environ, start_response)
 
