@@ -315,8 +315,9 @@ class StateStore:
     def _upsert_pending(self, conn: Any, pw: PendingWrite, error: str, retriable: bool, now: datetime) -> None:
         attempts = pw.attempts + 1
         permanent = (not retriable) or attempts >= MAX_ATTEMPTS
-        # Later runs retry with capped exponential backoff: 1, 2, 4 ... 60 minutes.
-        next_at = now + timedelta(minutes=min(60, 2 ** (attempts - 1)))
+        # The next run retries a first failure at once (most are transient); after that, later
+        # runs back off exponentially: 1, 2, 4 ... 60 minutes.
+        next_at = now if attempts == 1 else now + timedelta(minutes=min(60, 2 ** (attempts - 2)))
         where = and_(
             pending_writes.c.source == pw.source,
             pending_writes.c.item_id == pw.item_id,

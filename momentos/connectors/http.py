@@ -93,6 +93,11 @@ READ_POST_SUFFIXES: tuple[str, ...] = (
 )
 
 
+#: POSTs that write but may be replayed: momentos's ServiceNow batches carry only PATCHes of
+#: the same values (and GETs), so sending one twice leaves the same record.
+IDEMPOTENT_POST_SUFFIXES: tuple[str, ...] = ("/api/now/v1/batch", "/api/now/batch")
+
+
 def is_read_request(method: str, path: str) -> bool:
     method = method.upper()
     if method in ("GET", "HEAD", "OPTIONS"):
@@ -112,6 +117,7 @@ class PolicyAdapter(HTTPAdapter):
         platform: str = "platform",
         sleep: Callable[[float], None] = time.sleep,
         idempotent_post_suffixes: tuple[str, ...] = (),
+        read_post_suffixes: tuple[str, ...] = (),
     ) -> None:
         super().__init__(pool_connections=4, pool_maxsize=8, max_retries=0)
         self.settings = settings
@@ -122,7 +128,10 @@ class PolicyAdapter(HTTPAdapter):
         self.platform = platform
         self._sleep = sleep
         self._rng = random.Random()
-        self._idempotent_post = READ_POST_SUFFIXES + tuple(idempotent_post_suffixes)
+        # A connector may name more POST endpoints that only read (ServiceNow's Batch API
+        # carrying GETs); they count as reads and, reading nothing twice, may be retried.
+        self._read_post = READ_POST_SUFFIXES + tuple(read_post_suffixes)
+        self._idempotent_post = self._read_post + tuple(idempotent_post_suffixes)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs["verify"] = self.verify
@@ -130,7 +139,9 @@ class PolicyAdapter(HTTPAdapter):
             kwargs["timeout"] = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
         method = (request.method or "GET").upper()
         path = requests.utils.urlparse(request.url or "").path
-        is_read = is_read_request(method, path)
+        is_read = is_read_request(method, path) or (
+            method == "POST" and path.rstrip("/").endswith(self._read_post)
+        )
         retriable_method = method in IDEMPOTENT_METHODS or path.rstrip("/").endswith(
             self._idempotent_post
         )
@@ -231,6 +242,7 @@ def build_session(
     auth: Any = None,
     headers: dict[str, str] | None = None,
     idempotent_post_suffixes: tuple[str, ...] = (),
+    read_post_suffixes: tuple[str, ...] = (),
 ) -> requests.Session:
     """A ``requests.Session`` with the policy mounted; the only way connectors get one."""
     session = requests.Session()
@@ -244,6 +256,7 @@ def build_session(
         verify=verify,
         platform=platform,
         idempotent_post_suffixes=idempotent_post_suffixes,
+        read_post_suffixes=read_post_suffixes,
     )
     return mount_policy(session, adapter)
 

@@ -108,12 +108,15 @@ def test_killed_runs_under_faults_end_like_a_clean_run(seed, tmp_path):
                 kills += 1
             proc.wait(timeout=30)
         assert kills >= 1, "the run finished before any kill: slow the sandbox further"
-        # Re-run (faults still on) until a run completes without failures.
+        # Re-run (faults still on) until a run completes with nothing failed or pending.
         _set_faults(box, {**FAULTS, "delay_rate": 0.0, "seed": seed + 100})
+        status = [sys.executable, "-m", "momentos", "status", "--config", str(config), "--json"]
         for _ in range(6):
             run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
             summary = json.loads(run.stdout) if run.stdout.strip() else None
-            if run.returncode == 0 and summary and all(s["failed"] == 0 for s in summary["sources"].values()):
+            pending = json.loads(subprocess.run(status, capture_output=True, text=True, env=env).stdout)
+            done = summary and all(s["failed"] == 0 for s in summary["sources"].values())
+            if run.returncode == 0 and done and not pending["pending_writes"]:
                 break
         else:
             pytest.fail(f"sync never completed cleanly: {run.stderr[-2000:]}")

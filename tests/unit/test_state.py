@@ -65,9 +65,12 @@ def test_items_written_and_versions_round_trip(store):
 def test_pending_write_backoff_then_success_clears_it(store):
     pw = PendingWrite("s", "1", "K-1", "K", "score", "40", 0)
     store.commit_page("s", "t", [], [], [pw], {("1", "score"): ("HTTP 503", True)}, None)
-    assert store.due_pending_writes("s") == []  # backoff: not due yet
-    due = store.due_pending_writes("s", now=datetime.now(timezone.utc) + timedelta(minutes=5))
+    due = store.due_pending_writes("s")  # a first failure is retried by the very next run
     assert [(p.item_id, p.field, p.attempts) for p in due] == [("1", "score", 1)]
+    store.commit_page("s", "", [], [], due, {("1", "score"): ("HTTP 503", True)}, None)
+    assert store.due_pending_writes("s") == []  # a second failure backs off
+    later = store.due_pending_writes("s", now=datetime.now(timezone.utc) + timedelta(minutes=2))
+    assert [p.attempts for p in later] == [2]
     assert store.pending_summary()[0]["error"] == "HTTP 503"
     store.commit_page("s", "", [], [("1", "score", "40")], [], {}, None)
     assert store.pending_summary() == []
