@@ -305,10 +305,21 @@ def status(
     """Last run of each job, pending writes, quarantined items and watermarks."""
     from momentos.state import StateStore
 
+    from apscheduler.triggers.cron import CronTrigger
+
     cfg = _load(config)
+    schedule = cfg.model.schedule
+    now = datetime.now(timezone.utc)
+    jobs = []
+    for job in schedule.jobs:
+        trigger = CronTrigger.from_crontab(job.cron, timezone=schedule.timezone)
+        nxt = trigger.get_next_fire_time(None, now)
+        jobs.append({"name": job.name, "type": job.type, "cron": job.cron, "source": job.source,
+                     "next_run": nxt.isoformat() if nxt else None})
     state = StateStore(cfg.state_url)
     try:
         payload: dict[str, Any] = {
+            "jobs": jobs,
             "runs": state.last_runs(),
             "items": state.count_items(),
             "pending_writes": state.pending_summary(),
@@ -325,6 +336,8 @@ def status(
     for job, run in sorted(payload["runs"].items()):
         table.add_row(job, str(run["finished_at"]), run["status"], f"{run['duration_s'] or 0:.1f}")
     out.print(table)
+    for job in jobs:
+        out.print(f"job {job['name']} ({job['type']}, {job['cron']}): next run {job['next_run']}", highlight=False)
     out.print(f"items processed: {payload['items']}", highlight=False)
     out.print(f"pending writes: {len(payload['pending_writes'])}; quarantined: {len(payload['quarantined'])}")
 

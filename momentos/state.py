@@ -466,6 +466,15 @@ class StateStore:
                 )
             )
 
+    def run_history(self, job: str) -> list[dict[str, Any]]:
+        """Every run of one job, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).where(runs.c.job == job).order_by(runs.c.id)).all()
+        return [
+            {"started_at": r.started_at, "finished_at": r.finished_at, "status": r.status}
+            for r in rows
+        ]
+
     def last_runs(self) -> dict[str, dict[str, Any]]:
         """The latest finished run of each job."""
         with self.engine.connect() as conn:

@@ -120,6 +120,7 @@ def test_status_json(synced):
     assert run.returncode == 0, run.stderr
     payload = json.loads(run.stdout)
     assert payload["runs"]["sync:all"]["status"] == "ok"
+    assert [j["name"] for j in payload["jobs"]] == ["sync-all", "daily-report"] and payload["jobs"][0]["next_run"]
     assert sum(payload["items"].values()) == 2000
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import requests
 import yaml
 
 from momentos.demo import SANDBOX_PASSWORD_ENV, sandbox_config, write_config
@@ -58,3 +59,58 @@ def test_serve_locks_the_state_and_stops_cleanly_on_sigterm(tmp_path):
             if first.poll() is None:
                 first.kill()
     assert yaml.safe_load(path.read_text())["schedule"]["jobs"][0]["cron"] == "* * * * *"
+
+
+def test_five_one_minute_cycles_never_overlap(tmp_path):
+    """Five ticks of `* * * * *`. The first sync is slowed past the next tick: that tick must be
+    skipped (max_instances=1), never run alongside. Then SIGTERM stops the service with exit 0."""
+    from datetime import datetime, timezone
+
+    with start_sandbox(items=150, seed=4) as box:
+        config = sandbox_config(box, state_url=f"sqlite:///{tmp_path / 's.db'}", report_out=str(tmp_path / "r"))
+        config["schedule"] = {"misfire_grace_s": 30, "jobs": [{"name": "every-minute", "type": "sync", "cron": "* * * * *"}]}
+        path = write_config(config, tmp_path / "m.yaml")
+        env = {**os.environ, SANDBOX_PASSWORD_ENV: box.password}
+        slow = {"delay_rate": 1.0, "delay_s": 0.75}
+        for url in (box.servicenow_url, box.jira_url):
+            requests.post(f"{url}/_sandbox/faults", json=slow, timeout=5)
+        started = datetime.now(timezone.utc)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "momentos", "serve", "--config", str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        from momentos.state import StateStore
+
+        try:
+            # Five minute boundaries after the start, plus time for the last run to finish.
+            first_tick = started.replace(second=0, microsecond=0).timestamp() + 60
+            end = first_tick + 4 * 60 + 20
+            sped_up = False
+            while time.time() < end:
+                time.sleep(2)
+                if not sped_up and (tmp_path / "s.db").exists():
+                    store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+                    history = store.run_history("sync:all")
+                    store.close()
+                    if history and history[0]["finished_at"] is not None:
+                        for url in (box.servicenow_url, box.jira_url):
+                            requests.post(f"{url}/_sandbox/faults", json={"delay_rate": 0}, timeout=5)
+                        sped_up = True
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=120) == 0
+            stderr = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+        history = store.run_history("sync:all")
+        store.close()
+    assert sped_up, "the first run never finished"
+    first = history[0]
+    assert (first["finished_at"] - first["started_at"]).total_seconds() > 60, "first run was not slow enough"
+    # 5 ticks, one skipped because the first run still held its only instance.
+    assert len(history) == 4, history
+    assert "maximum number of running instances reached" in stderr
+    for earlier, later in zip(history, history[1:]):
+        assert earlier["finished_at"] <= later["started_at"], "two runs of one job overlapped"
+    assert all(run["status"] == "ok" for run in history)
