@@ -130,6 +130,23 @@ overrides = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+#: At-risk episodes and their nudge notes. A note's intent is recorded before it is sent and
+#: marked sent after, so a crash in between is reconciled by looking for the note's marker.
+episodes = Table(
+    "episodes",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("item_id", String(100), primary_key=True),
+    Column("episode", Integer, primary_key=True),
+    Column("key", String(100), nullable=False),
+    Column("container", String(100), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime),
+    Column("note", String(10), nullable=False),  # intent | sent | off
+    Column("marker", String(200), nullable=False),
+    Column("text", Text),
+)
+
 quarantine = Table(
     "quarantine",
     metadata,
@@ -465,6 +482,76 @@ class StateStore:
                     duration_s=(now - started).total_seconds(), summary=json.dumps(summary),
                 )
             )
+
+    # --- episodes and nudges -----------------------------------------------------------------
+    def open_episodes(self, source: str, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The open episode of each given item, if any."""
+        ids = list(item_ids)
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    select(episodes).where(
+                        episodes.c.source == source,
+                        episodes.c.item_id.in_(chunk),
+                        episodes.c.closed_at.is_(None),
+                    )
+                )
+                found.update({r.item_id: dict(r._mapping) for r in rows})
+        return found
+
+    def last_episode_numbers(self, source: str, item_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(item_ids)
+        found: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    select(episodes.c.item_id, func.max(episodes.c.episode))
+                    .where(episodes.c.source == source, episodes.c.item_id.in_(chunk))
+                    .group_by(episodes.c.item_id)
+                )
+                found.update({r[0]: r[1] for r in rows})
+        return found
+
+    def open_episode(self, source: str, row: dict[str, Any]) -> None:
+        """Record a new episode; with ``note='intent'`` this is the intent to post its note."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(episodes).values(source=source, opened_at=_utcnow(), **row))
+
+    def close_episodes(self, source: str, item_ids: Iterable[str]) -> None:
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(item_ids), 500):
+                conn.execute(
+                    update(episodes)
+                    .where(
+                        episodes.c.source == source,
+                        episodes.c.item_id.in_(chunk),
+                        episodes.c.closed_at.is_(None),
+                    )
+                    .values(closed_at=now)
+                )
+
+    def mark_notes_sent(self, source: str, keys: Iterable[tuple[str, int]]) -> None:
+        with self.engine.begin() as conn:
+            for item_id, episode in keys:
+                conn.execute(
+                    update(episodes)
+                    .where(
+                        episodes.c.source == source,
+                        episodes.c.item_id == item_id,
+                        episodes.c.episode == episode,
+                    )
+                    .values(note="sent")
+                )
+
+    def note_intents(self, source: str) -> list[dict[str, Any]]:
+        """Notes whose sending was decided but not confirmed (a crash, or a failed post)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(episodes).where(episodes.c.source == source, episodes.c.note == "intent")
+            )
+            return [dict(r._mapping) for r in rows]
 
     def run_history(self, job: str) -> list[dict[str, Any]]:
         """Every run of one job, oldest first."""
