@@ -119,7 +119,7 @@ def test_killed_runs_under_faults_end_like_a_clean_run(seed, tmp_path):
             if run.returncode == 0 and done and not pending["pending_writes"]:
                 break
         else:
-            pytest.fail(f"sync never completed cleanly: {run.stderr[-2000:]}")
+            pytest.fail(f"sync never completed cleanly: {pending}\n{run.stderr[-2000:]}")
         _set_faults(box, {"error_rate": 0, "rate_limit_rate": 0, "drop_rate": 0, "delay_rate": 0})
         fields = _fields(box)
         writes = _writes(box)
