@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from momentos.connectors.base import SourceSettings, registered_connectors
 from momentos.enrichment.settings import ExperienceSettings, MomentsSettings, default_rules
 from momentos.errors import ConfigError
+from momentos.nudges import NudgeSettings
 
 
 class StateSettings(BaseModel):
@@ -86,6 +87,7 @@ class MomentosConfig(BaseModel):
     )
     moments: MomentsSettings = Field(default_factory=lambda: MomentsSettings(rules=default_rules()))
     experience: ExperienceSettings = Field(default_factory=ExperienceSettings)
+    nudges: NudgeSettings = Field(default_factory=NudgeSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)

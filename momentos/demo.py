@@ -40,6 +40,7 @@ def sandbox_config(sandbox: Sandbox, *, state_url: str, report_out: str) -> dict
                 **tls,
             },
         ],
+        "nudges": {"enabled": True},
         "state": {"url": state_url},
         "report": {"out": report_out, "language": "en"},
         "schedule": {

@@ -27,6 +27,7 @@ from momentos.enrichment import enrich
 from momentos.enrichment.frame import items_to_frame
 from momentos.errors import BudgetExhausted, MomentosError
 from momentos.models import Item
+from momentos.nudges import plan_episodes
 from momentos.sandbox.world import INTEGRATION_USER
 from momentos.state import PendingWrite, StateStore, Watermark
 
@@ -51,6 +52,7 @@ class SourceSummary:
     skipped_manual: int = 0
     failed: int = 0
     quarantined: int = 0
+    notes: int = 0
     requests: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
     error: str = ""
 
@@ -315,6 +317,8 @@ class SyncEngine:
         allowed = [f for f in settings.writeback.fields if settings.writeback.enabled]
         if not dry_run and allowed:
             self._retry_pending(connector, settings, summary)
+        if not dry_run and self.config.model.nudges.enabled:
+            self._reconcile_notes(connector, settings, summary)
 
         connector.known = None if full else self._known_lookup(settings.name)
         for stream in connector.streams():
@@ -458,6 +462,68 @@ class SyncEngine:
             source, stream, rows, writes_ok, failed, errors, cursor,
             [(i, k, r) for i, k, r in quarantined],
         )
+        if self.config.model.nudges.enabled and fresh:
+            self._nudge(connector, settings, fresh, enriched, summary)
+
+    # --- at-risk nudges --------------------------------------------------------------------------
+    def _nudge(
+        self, connector: Connector, settings: SourceSettings, items: list[Item],
+        enriched: pd.DataFrame, summary: SourceSummary,
+    ) -> None:
+        source = settings.name
+        ids = [i.id for i in items]
+        to_open, to_close = plan_episodes(
+            source, items, enriched, self.state.open_episodes(source, ids),
+            self.state.last_episode_numbers(source, ids), self.config.model.nudges,
+        )
+        if to_close:
+            self.state.close_episodes(source, to_close)
+        by_id = {i.id: i for i in items}
+        for episode in to_open:
+            # The intent is committed before the note leaves: a crash after sending is
+            # reconciled by the marker, never by posting twice.
+            self.state.open_episode(source, episode)
+            self._post(connector, source, by_id[episode["item_id"]], episode, summary)
+
+    def _post(
+        self, connector: Connector, source: str, item: Item, episode: dict[str, Any],
+        summary: SourceSummary,
+    ) -> None:
+        try:
+            connector.post_note(item, episode["text"])
+        except NotImplementedError as exc:
+            log.warning("%s: %s; nudges stay pending", source, exc)
+            return
+        except MomentosError as exc:
+            log.warning("%s: note on %s not posted (%s); the next run retries", source, item.key, exc)
+            return
+        self.state.mark_notes_sent(source, [(episode["item_id"], episode["episode"])])
+        summary.notes += 1
+
+    def _reconcile_notes(self, connector: Connector, settings: SourceSettings, summary: SourceSummary) -> None:
+        intents = self.state.note_intents(settings.name)
+        if not intents:
+            return
+        items = {
+            e["item_id"]: Item(
+                source=settings.name, platform=connector.platform, container=e["container"],
+                id=e["item_id"], key=e["key"],
+            )
+            for e in intents
+        }
+        try:
+            posted = connector.find_notes(list(items.values()), {e["item_id"]: e["marker"] for e in intents})
+        except NotImplementedError:
+            return
+        except MomentosError as exc:
+            log.warning("%s: cannot check pending notes yet (%s)", settings.name, exc)
+            return
+        self.state.mark_notes_sent(
+            settings.name, [(e["item_id"], e["episode"]) for e in intents if e["item_id"] in posted]
+        )
+        for episode in intents:
+            if episode["item_id"] not in posted:
+                self._post(connector, settings.name, items[episode["item_id"]], episode, summary)
 
     def _enrich(self, items: list[Item], now: datetime) -> tuple[pd.DataFrame, list[tuple[str, str, str]]]:
         """Enrich a page; if the page as a whole fails, isolate and quarantine the bad items."""

@@ -40,14 +40,37 @@ class AuthSettings(BaseModel):
     keyring_service: str | None = Field(
         None, description="Read the password from this keyring service (needs `keyring`)."
     )
+    oauth_client_id_env: str | None = Field(
+        None, description="Env var holding the OAuth client id (ServiceNow OAuth 2.0)."
+    )
+    oauth_client_secret_env: str | None = Field(
+        None, description="Env var holding the OAuth client secret."
+    )
+    oauth_refresh_token_env: str | None = Field(
+        None,
+        description="Env var holding a stored OAuth refresh token; without one, the password "
+        "grant gets a token from username and password.",
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> AuthSettings:
-        if not (self.password_env or self.token_env or self.keyring_service):
-            raise ValueError("set password_env, token_env or keyring_service")
+        if not (
+            self.password_env or self.token_env or self.keyring_service
+            or self.oauth_refresh_token_env
+        ):
+            raise ValueError(
+                "set password_env, token_env, keyring_service or oauth_refresh_token_env"
+            )
         if self.password_env and not (self.username or self.username_env):
             raise ValueError("password_env needs username or username_env")
+        oauth = (self.oauth_client_id_env, self.oauth_client_secret_env)
+        if (any(oauth) or self.oauth_refresh_token_env) and not all(oauth):
+            raise ValueError("OAuth needs both oauth_client_id_env and oauth_client_secret_env")
         return self
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.oauth_client_id_env and self.oauth_client_secret_env)
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,9 @@ class Credentials:
     username: str | None
     password: str | None
     token: str | None
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = None
+    oauth_refresh_token: str | None = None
 
 
 def resolve_credentials(auth: AuthSettings, source: str) -> Credentials:
@@ -85,12 +111,22 @@ def resolve_credentials(auth: AuthSettings, source: str) -> Credentials:
                 problems.append(
                     f"sources.{source}.auth: no keyring entry for service {auth.keyring_service!r}"
                 )
+    oauth: dict[str, str | None] = {}
+    for key, env in (
+        ("oauth_client_id", auth.oauth_client_id_env),
+        ("oauth_client_secret", auth.oauth_client_secret_env),
+        ("oauth_refresh_token", auth.oauth_refresh_token_env),
+    ):
+        if env:
+            oauth[key] = os.environ.get(env) or None
+            if not oauth[key]:
+                problems.append(f"sources.{source}.auth: environment variable {env} is not set")
     if problems:
         raise ConfigError(problems)
-    for secret in (password, token):
+    for secret in (password, token, oauth.get("oauth_client_secret"), oauth.get("oauth_refresh_token")):
         if secret:
             register_secret(secret)
-    return Credentials(username=username, password=password, token=token)
+    return Credentials(username=username, password=password, token=token, **oauth)
 
 
 class WritebackSettings(BaseModel):
@@ -213,6 +249,16 @@ class Connector(ABC):
     @abstractmethod
     def check(self) -> list[CheckProblem]:
         """Reach the platform and verify reading and the writeback fields."""
+
+    def post_note(self, item: Item, text: str) -> None:
+        """Post an internal note on the item (ServiceNow work note, Jira internal/restricted
+        comment), seen by IT only. Raises a MomentosError when the platform refuses."""
+        raise NotImplementedError(f"{self.platform} connector cannot post notes")
+
+    def find_notes(self, items: list[Item], markers: dict[str, str]) -> set[str]:
+        """Ids of the given items that already carry a note containing their marker
+        (``markers``: item id → marker). Used to reconcile after a crash."""
+        raise NotImplementedError(f"{self.platform} connector cannot read notes")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions."""
