@@ -320,13 +320,15 @@ class SyncEngine:
         if not dry_run and self.config.model.nudges.enabled:
             self._reconcile_notes(connector, settings, summary)
 
-        connector.known = None if full else self._known_lookup(settings.name)
+        skipped = [0]  # records the connector dropped as already processed, for the count check
+        connector.known = None if full else self._known_lookup(settings.name, skipped)
         for stream in connector.streams():
             if self.stop_requested():
                 break
             wm = None if full else self.state.watermark(settings.name, stream)
             since = wm.updated - timedelta(seconds=settings.overlap_seconds) if wm else None
             processed = 0
+            skipped[0] = 0
             total: int | None = None
             for page in connector.pull(stream, since, start):
                 total = page.total if page.total is not None else total
@@ -338,6 +340,7 @@ class SyncEngine:
                 if self.stop_requested():
                     log.info("%s: stop requested; committed through page", settings.name)
                     break
+            processed += skipped[0]
             if total is not None and processed < total:
                 log.warning(
                     "%s/%s: the server counted %d records in the window but %d were processed "
@@ -346,15 +349,17 @@ class SyncEngine:
                 )
 
     def _known_lookup(
-        self, source: str
+        self, source: str, skipped: list[int]
     ) -> Callable[[list[tuple[str, datetime | None]]], set[str]]:
         def known(pairs: list[tuple[str, datetime | None]]) -> set[str]:
             versions = self.state.processed_versions(source, [item_id for item_id, _ in pairs])
-            return {
+            found = {
                 item_id
                 for item_id, updated in pairs
                 if updated is not None and versions.get(item_id) == updated
             }
+            skipped[0] += len(found)
+            return found
 
         return known
 
