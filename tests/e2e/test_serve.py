@@ -61,6 +61,7 @@ def test_serve_locks_the_state_and_stops_cleanly_on_sigterm(tmp_path):
     assert yaml.safe_load(path.read_text())["schedule"]["jobs"][0]["cron"] == "* * * * *"
 
 
+@pytest.mark.timeout(540)
 def test_five_one_minute_cycles_never_overlap(tmp_path):
     """Five ticks of `* * * * *`. The first sync is slowed past the next tick: that tick must be
     skipped (max_instances=1), never run alongside. Then SIGTERM stops the service with exit 0."""
