@@ -180,8 +180,13 @@ def sync(
     from momentos.sync import SyncEngine, write_diff_csv
 
     cfg = _load(config, secrets=True, source=source)
+    # SIGTERM (a stopping pod, a service manager) lets the current page finish and commit.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        result = SyncEngine(cfg).run(source=source, full=full, dry_run=dry_run)
+        result = SyncEngine(cfg, stop_requested=stopping.is_set).run(
+            source=source, full=full, dry_run=dry_run
+        )
     except ConfigError as exc:
         for p in exc.problems:
             err.print(f"  - {p}", markup=False, highlight=False)

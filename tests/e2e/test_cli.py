@@ -261,3 +261,32 @@ def test_sandbox_command_prints_one_ready_line_and_stops_on_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_sigterm_lets_sync_finish_its_page_and_exit_0(tmp_path):
+    with start_sandbox(items=400, seed=8) as box:
+        for url in (box.servicenow_url, box.jira_url):
+            requests.post(f"{url}/_sandbox/faults", json={"delay_rate": 1.0, "delay_s": 0.05}, timeout=5)
+        config = write_config(
+            sandbox_config(box, state_url=f"sqlite:///{tmp_path / 's.db'}", report_out=str(tmp_path / "r")),
+            tmp_path / "m.yaml",
+        )
+        env = {**os.environ, SANDBOX_PASSWORD_ENV: box.password}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "momentos", "sync", "--config", str(config), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        import time
+
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        summary = json.loads(out)
+        done = sum(s["enriched"] for s in summary["sources"].values())
+        assert 0 < done < 400  # stopped part-way, after committing what it had
+        from momentos.state import StateStore
+
+        store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+        assert sum(store.count_items().values()) == done
+        store.close()
