@@ -66,10 +66,10 @@ def _writes(box: Sandbox) -> dict[str, int]:
     return counts
 
 
-def _config(box: Sandbox, tmp: Path) -> Path:
+def _config(box: Sandbox, tmp: Path, state_url: str | None = None) -> Path:
+    url = state_url or f"sqlite:///{tmp / 'state.db'}"
     return write_config(
-        sandbox_config(box, state_url=f"sqlite:///{tmp / 'state.db'}", report_out=str(tmp / "report")),
-        tmp / "momentos.yaml",
+        sandbox_config(box, state_url=url, report_out=str(tmp / "report")), tmp / "momentos.yaml"
     )
 
 
@@ -89,13 +89,26 @@ def _set_faults(box: Sandbox, faults: dict[str, Any]) -> None:
         requests.post(f"{url}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_killed_runs_under_faults_end_like_a_clean_run(seed, tmp_path):
+@pytest.mark.parametrize(
+    ("seed", "backend"),
+    [(1, "sqlite"), (2, "sqlite"), (3, "sqlite"), (4, "sqlite"), (5, "sqlite"), (6, "postgresql")],
+)
+def test_killed_runs_under_faults_end_like_a_clean_run(seed, backend, tmp_path, request):
+    state_url = None
+    if backend == "postgresql":
+        from sqlalchemy import create_engine
+
+        from momentos.state import metadata
+
+        state_url = request.getfixturevalue("pg_url")
+        engine = create_engine(state_url)
+        metadata.drop_all(engine)
+        engine.dispose()
     clean_fields, clean_writes = _clean_run(seed, tmp_path / "clean")
     rng = random.Random(seed)
     with start_sandbox(items=ITEMS, seed=seed) as box:
         env = {**os.environ, SANDBOX_PASSWORD_ENV: box.password}
-        config = _config(box, tmp_path / "faulty")
+        config = _config(box, tmp_path / "faulty", state_url)
         cmd = [sys.executable, "-m", "momentos", "sync", "--config", str(config), "--json"]
         # Slow every request a little so that the kills land inside the run, not after it.
         _set_faults(box, {**FAULTS, "delay_rate": 1.0, "delay_s": 0.01, "seed": seed})
