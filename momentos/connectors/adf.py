@@ -223,6 +223,8 @@ _SIGNATURE_STARTS = [
     re.compile(r"^\s*Sent from my\b", re.IGNORECASE),
     re.compile(r"^\s*Enviado desde mi\b", re.IGNORECASE),
     re.compile(r"^\s*Get Outlook for\b", re.IGNORECASE),
+    re.compile(r"^\s*Obtener Outlook para\b", re.IGNORECASE),
+    re.compile(r"^\s*(Sent from|Enviado desde) Outlook\b", re.IGNORECASE),
 ]
 #: Sign-offs that start a trailing block (the name, title, phone lines that follow).
 _SIGN_OFFS = re.compile(

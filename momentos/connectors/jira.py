@@ -26,6 +26,16 @@ Platform facts this module relies on:
   (reported by pycontribs/jira users; Atlassian's editIssue reference); a field missing from
   the edit screen is a 400 "Field 'customfield_X' cannot be set. It is not on the appropriate
   screen, or unknown." (JRASERVER-67013).
+* Cloud's bulk edit, ``POST /rest/api/3/bulk/issues/fields``, sets the same values on up to 1000
+  issues in one asynchronous task (``selectedIssueIdsOrKeys``, ``selectedActions``,
+  ``editedFieldsInput`` with ``singleSelectFields``/``clearableNumberFields``/``richTextFields``,
+  ``sendBulkNotification``), polled at ``GET /rest/api/3/bulk/queue/{taskId}`` until ``status``
+  is COMPLETE, FAILED, CANCELLED or DEAD (Jira Cloud OpenAPI IssueBulkEditPayload and
+  BulkOperationProgress; MrRefactoring/jira.js ``src/version3/models``). It needs the global
+  "Make bulk changes" permission.
+* Cloud limits writes per issue as well as per endpoint (``RateLimit-Reason:
+  jira-per-issue-on-write``, Atlassian's "Build an app that respects rate limits"), so the
+  connector counts the writes it sends to each issue and stops at ``max_writes_per_issue``.
 * API v3 (Cloud) bodies and paragraph fields are ADF documents; a v3 write of a paragraph
   field must be ADF too. Data Center speaks v2 strings.
 """
@@ -35,6 +45,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -97,6 +108,7 @@ _NOTIFY_DENIED = "discard the user notification"
 _CLOUD_PAGE_CAP = 100  # /search/jql returns at most 100 issues a page when fields are asked
 _DC_SNAPSHOT_PAGE = 1000  # Data Center's maxResults cap (jira.search.views.default.max)
 _BULK_CHANGELOG_ISSUES = 1000
+_BULK_EDIT_ISSUES = 1000  # bulk edit takes up to 1000 issues and 200 fields a request
 
 
 class JiraSettings(SourceSettings):
@@ -128,6 +140,18 @@ class JiraSettings(SourceSettings):
         description="Groups whose members are IT agents (comment author roles).",
     )
     page_size: int = Field(100, ge=1, le=1000)
+    bulk_edit: bool = Field(
+        False,
+        description="Cloud only: write issues that get identical values with one bulk edit task "
+        "(needs the global 'Make bulk changes' permission); other issues still get a PUT each.",
+    )
+    bulk_poll_interval_s: float = Field(1.0, gt=0, le=60, description="Wait between task polls.")
+    bulk_timeout_s: float = Field(600.0, gt=0, description="Give up waiting for a bulk task.")
+    max_writes_per_issue: int = Field(
+        5, ge=1, le=100,
+        description="Writes sent to one issue in one run at most (Jira Cloud limits writes per "
+        "issue); the rest wait for the next run.",
+    )
 
     @field_validator("projects")
     @classmethod
@@ -258,15 +282,20 @@ class _JiraClient:
 
     def put_raw(self, url: str, body: dict[str, Any], params: dict[str, str]) -> requests.Response:
         """PUT returning the response whatever its status (the writer reads 400/403 bodies)."""
+        return self.send_raw("PUT", url, body, params)
+
+    def send_raw(self, method: str, url: str, body: dict[str, Any],
+                 params: dict[str, str] | None = None) -> requests.Response:
+        """A write returning the response whatever its status (the writer reads 400/403)."""
         try:
-            return self.session.put(url, data=json.dumps(body), params=params)
+            return self.session.request(method, url, data=json.dumps(body), params=params or {})
         except self._error_cls as exc:
             response = getattr(exc, "response", None)
             if isinstance(response, requests.Response):
                 return response
-            raise PlatformError(f"jira: PUT {url} failed") from None
+            raise PlatformError(f"jira: {method} {url} failed") from None
         except requests.RequestException as exc:
-            raise TransientError(f"jira: PUT failed: {type(exc).__name__}") from None
+            raise TransientError(f"jira: {method} failed: {type(exc).__name__}") from None
 
     def search_cloud(self, jql: str, token: str | None, size: int, fields: list[str],
                      expand: str | None) -> dict[str, Any]:
@@ -642,8 +671,14 @@ class JiraConnector(Connector):
         self._notify_flag = not settings.writeback.notify_users  # send notifyUsers=false
         self._bulk_changelog = True  # Cloud's /changelog/bulkfetch answers (until it 404s)
         self._feedback_readable = True  # JSM's feedback endpoint is allowed (until a 403)
-        #: PUTs sent per issue key in this run (a retried write shows up here).
+        #: Writes sent per issue key in this run (a retried write shows up here); capped by
+        #: ``max_writes_per_issue``.
         self.write_counts: Counter[str] = Counter()
+        self._bulk = settings.bulk_edit  # until the site says no (403, or not Cloud)
+        self._option_ids: dict[str, dict[str, str]] = {}  # field id → option value → option id
+        #: How a bulk task is waited for between polls. Not a retry (the policy retries): the
+        #: task runs on the server and only a poll tells when it ends; bounded by bulk_timeout_s.
+        self._wait: Callable[[float], None] = time.sleep
 
     # --- plumbing ---------------------------------------------------------------------------------
     @property
@@ -800,12 +835,18 @@ class JiraConnector(Connector):
             rejected: list[tuple[str, str, str]] = []
             if issues:
                 ctx = ctx or self._context()
-                service_desk = self._project_type(stream) == "service_desk"
+                service_desk = self._project_type(stream, issues[0]) == "service_desk"
                 items, rejected = self._normalize_page(issues, ctx, service_desk)
             yield Page(items, cursor, total=raw_page.total, rejected=rejected)
 
-    def _project_type(self, key: str) -> str:
+    def _project_type(self, key: str, sample: dict[str, Any] | None = None) -> str:
+        """``projectTypeKey`` of a project: from an issue's ``project`` field when the search
+        returned it (it does, on both flavours), else from ``/project/{key}``."""
         site = self.site()
+        if key not in site.project_types and sample is not None:
+            project = (sample.get("fields") or {}).get("project") or {}
+            if project.get("key") == key and project.get("projectTypeKey"):
+                site.project_types[key] = str(project["projectTypeKey"])
         if key not in site.project_types:
             client = self.client
             data = client.get(f"read project {key}", client.url(f"project/{key}")) or {}
@@ -953,7 +994,8 @@ class JiraConnector(Connector):
 
     # --- writing ---------------------------------------------------------------------------------------
     def write(self, changes: list[FieldChange]) -> list[WriteResult]:
-        """PUT the changed fields of each issue (one request per issue, only changed fields)."""
+        """Write the changed fields of each issue: a PUT per issue with only its changed fields,
+        or (``bulk_edit`` on Cloud) one bulk task per group of issues that get identical values."""
         if not changes:
             return []
         # The allowlist is checked for the whole batch before anything is sent.
@@ -964,18 +1006,35 @@ class JiraConnector(Connector):
             by_item.setdefault(change.item.id, []).append(change)
         ids = self._writeback_ids()
         client = self.client
-        results: list[WriteResult] = []
+        results: dict[str, WriteResult] = {}
+        pending: dict[str, list[FieldChange]] = {}
         for item_id, item_changes in by_item.items():
-            item = item_changes[0].item
             missing = [c.field for c in item_changes if c.field not in ids]
             if missing:
                 name = self.allowed_field(missing[0])
-                results.append(WriteResult(item_id, False, error=f"create custom field '{name}' ({_FIELD_TYPES[missing[0]]})", retriable=False))
+                results[item_id] = WriteResult(item_id, False, error=f"create custom field '{name}' ({_FIELD_TYPES[missing[0]]})", retriable=False)
+            else:
+                pending[item_id] = item_changes
+        if pending and self._bulk_allowed():
+            results.update(self._bulk_write(pending, ids))
+        for item_id, item_changes in pending.items():
+            if item_id in results:
                 continue
             body = {"fields": {ids[c.field]: self._value(c.field, c.new) for c in item_changes}}
-            results.append(self._put(client, item, body, [c.field for c in item_changes]))
-        self._read_back_versions(results, by_item)
-        return results
+            results[item_id] = self._put(client, item_changes[0].item, body, [c.field for c in item_changes])
+        ordered = [results[item_id] for item_id in by_item]
+        self._read_back_versions(ordered, by_item)
+        return ordered
+
+    def _under_write_limit(self, target: str) -> bool:
+        return self.write_counts[target] < self.settings.max_writes_per_issue
+
+    def _limit_reached(self, item: Item, logical: list[str]) -> WriteResult:
+        limit = self.settings.max_writes_per_issue
+        log.warning("jira: %s already got %d writes this run (max_writes_per_issue); the next "
+                    "run writes it", item.key or item.id, limit)
+        return WriteResult(item.id, False, logical, retriable=True,
+                           error=f"the per-issue write limit ({limit} a run) is reached; the next run writes it")
 
     def _value(self, logical: str, new: Any) -> Any:
         if new is None or new == "":
@@ -992,6 +1051,8 @@ class JiraConnector(Connector):
         target = item.key or item.id
         url = client.url(f"issue/{target}")
         while True:
+            if not self._under_write_limit(target):
+                return self._limit_reached(item, logical)
             params = {"notifyUsers": "false"} if self._notify_flag else {}
             self.write_counts[target] += 1
             try:
@@ -1029,6 +1090,157 @@ class JiraConnector(Connector):
 
     def _name_of(self, fid: str) -> str:
         return str((self.site().by_id.get(fid) or {}).get("name") or fid)
+
+    # --- Cloud bulk edit -------------------------------------------------------------------------
+    def _bulk_allowed(self) -> bool:
+        if not self._bulk:
+            return False
+        if not self.site().cloud:
+            log.warning("jira: bulk_edit is a Jira Cloud API; Data Center issues are written one by one")
+            self._bulk = False
+        return self._bulk
+
+    def _bulk_write(self, pending: dict[str, list[FieldChange]], ids: dict[str, str]) -> dict[str, WriteResult]:
+        """Bulk-edit every group of at least two issues that get identical values; return the
+        results of the issues it handled (the rest are left for PUT)."""
+        groups: dict[str, list[str]] = {}
+        for item_id, item_changes in pending.items():
+            target = item_changes[0].item.key or item_id
+            if not self._under_write_limit(target):
+                continue  # the PUT path reports it
+            signature = json.dumps(sorted((c.field, str(c.new)) for c in item_changes))
+            groups.setdefault(signature, []).append(item_id)
+        out: dict[str, WriteResult] = {}
+        for members in groups.values():
+            # One issue alone gains nothing: a PUT is one request too, and answers at once.
+            if len(members) < 2:
+                continue
+            for offset in range(0, len(members), _BULK_EDIT_ISSUES):
+                chunk = members[offset : offset + _BULK_EDIT_ISSUES]
+                done = self._bulk_task(chunk, pending, ids)
+                if done is None:
+                    return out  # bulk edit is off for this run; PUT writes the rest
+                out.update(done)
+        return out
+
+    def _bulk_fields(self, changes: list[FieldChange], ids: dict[str, str]) -> dict[str, Any] | None:
+        """``editedFieldsInput`` for one set of changes, or None when an option has no id."""
+        edited: dict[str, list[dict[str, Any]]] = {}
+        for change in changes:
+            fid = ids[change.field]
+            if change.field == "moment":
+                if change.new in (None, ""):
+                    option = "-1"  # the documented way to clear a single select
+                else:
+                    option = self._option_id(fid, str(change.new))
+                    if option is None:
+                        return None
+                edited.setdefault("singleSelectFields", []).append(
+                    {"fieldId": fid, "option": {"optionId": int(option)}})
+            elif change.field == "score":
+                edited.setdefault("clearableNumberFields", []).append(
+                    {"fieldId": fid, "value": self._value("score", change.new)})
+            else:
+                value = self._value(change.field, change.new)
+                edited.setdefault("richTextFields", []).append(
+                    {"fieldId": fid, "richText": {"adfValue": value} if value else {}})
+        return edited
+
+    def _option_id(self, fid: str, value: str) -> str | None:
+        if fid not in self._option_ids:
+            client = self.client
+            found: dict[str, str] = {}
+            try:
+                contexts = client.get("read field contexts", client.url(f"field/{fid}/context")) or {}
+                for ctx in contexts.get("values") or []:
+                    options = client.get("read field options",
+                                         client.url(f"field/{fid}/context/{ctx['id']}/option")) or {}
+                    for option in options.get("values") or []:
+                        if not option.get("disabled"):
+                            found.setdefault(str(option.get("value")), str(option.get("id")))
+            except MomentosError as exc:
+                log.info("jira: could not read the options of %s for bulk edit: %s", fid, exc)
+            self._option_ids[fid] = found
+        return self._option_ids[fid].get(value)
+
+    def _bulk_task(self, chunk: list[str], pending: dict[str, list[FieldChange]],
+                   ids: dict[str, str]) -> dict[str, WriteResult] | None:
+        """Submit one bulk edit and wait for its task. None: bulk edit is refused for the run."""
+        client = self.client
+        first = pending[chunk[0]]
+        logical = [c.field for c in first]
+        edited = self._bulk_fields(first, ids)
+        if edited is None:
+            return {}  # an option without an id: PUT reports the precise error
+        body = {
+            "selectedIssueIdsOrKeys": chunk,
+            "selectedActions": [ids[c.field] for c in first],
+            "editedFieldsInput": edited,
+            "sendBulkNotification": self.settings.writeback.notify_users,
+        }
+        items = {item_id: pending[item_id][0].item for item_id in chunk}
+        for item in items.values():
+            self.write_counts[item.key or item.id] += 1
+        try:
+            response = client.send_raw("POST", client.url("bulk/issues/fields"), body)
+        except BudgetExhausted:
+            raise
+        except TransientError as exc:
+            return {i: WriteResult(i, False, logical, error=str(exc), retriable=True) for i in chunk}
+        if response.status_code >= 300:
+            for item in items.values():  # nothing was written: these attempts do not count
+                self.write_counts[item.key or item.id] -= 1
+        if response.status_code in (401, 403, 404):
+            # Missing "Make bulk changes" (or an older site): the same writes go by PUT.
+            log.warning("jira: bulk edit refused (HTTP %d: %s); writing issue by issue for the rest "
+                        "of this run", response.status_code, error_for(response, "bulk edit"))
+            self._bulk = False
+            return None
+        if response.status_code >= 300:
+            log.info("jira: bulk edit rejected (%s); writing these issues one by one",
+                     error_for(response, "bulk edit"))
+            return {}
+        task = str((response.json() or {}).get("taskId") or "")
+        progress = self._await_task(task)
+        status = str(progress.get("status") or "")
+        if status != "COMPLETE":
+            error = f"jira: bulk edit task {task} ended {status or 'without an answer'}; the next run retries"
+            return {i: WriteResult(i, False, logical, error=error, retriable=True) for i in chunk}
+        processed = {str(i) for i in progress.get("processedAccessibleIssues") or []}
+        failed = {str(k): v for k, v in (progress.get("failedAccessibleIssues") or {}).items()}
+        out: dict[str, WriteResult] = {}
+        for item_id, item in items.items():
+            if item_id in processed:
+                out[item_id] = WriteResult(item_id, True, logical)
+            elif item_id in failed:
+                out[item_id] = self._bulk_failure(item, failed[item_id], logical)
+            else:
+                out[item_id] = WriteResult(item_id, False, logical, retriable=False,
+                                           error="the issue does not exist or is not visible to the user")
+        return out
+
+    def _await_task(self, task: str) -> dict[str, Any]:
+        client = self.client
+        deadline = time.monotonic() + self.settings.bulk_timeout_s
+        while True:
+            progress = client.get(f"read bulk edit task {task}", client.url(f"bulk/queue/{task}")) or {}
+            if str(progress.get("status")) in ("COMPLETE", "FAILED", "CANCELLED", "DEAD"):
+                return progress
+            if time.monotonic() >= deadline:
+                return {"status": "still running after bulk_timeout_s"}
+            self._wait(self.settings.bulk_poll_interval_s)
+
+    def _bulk_failure(self, item: Item, reasons: Any, logical: list[str]) -> WriteResult:
+        messages = [str(r) for r in (reasons if isinstance(reasons, list) else [reasons])]
+        project = item.container or item.key.rpartition("-")[0]
+        fixes = []
+        for message in messages:
+            if _NOT_ON_SCREEN in message:
+                fid = message.split("'")[1] if message.count("'") >= 2 else ""
+                fixes.append(f"add field {self._name_of(fid)} to the edit screen of project {project}")
+        error = "; ".join(fixes) or "; ".join(messages) or "the bulk edit failed for this issue"
+        return WriteResult(item.id, False, logical, error=error, retriable=False)
+
 
     def _read_back_versions(self, results: list[WriteResult], by_item: dict[str, list[FieldChange]]) -> None:
         """One search for the written issues' new ``updated``, so the engine knows the version it

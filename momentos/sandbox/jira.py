@@ -26,6 +26,20 @@ comment says otherwise):
   and JQL string dates are read in that zone too; epoch milliseconds are absolute.
 * JSM: ``/rest/servicedeskapi/request/{key}/feedback`` (CSAT ``{"type":"csat","rating":n,
   "comment":{"body":...}}``), ``/participant``, ``/organization``.
+* Cloud bulk edit: ``POST /rest/api/3/bulk/issues/fields`` with ``selectedIssueIdsOrKeys`` (≤ 1000),
+  ``selectedActions`` (field ids, ≤ 200), ``editedFieldsInput`` (``singleSelectFields`` →
+  ``option.optionId``, ``clearableNumberFields`` → ``value``, ``richTextFields`` →
+  ``richText.adfValue``) and ``sendBulkNotification`` answers ``{"taskId": ...}``; the task is
+  polled at ``GET /rest/api/3/bulk/queue/{taskId}`` (``status`` ENQUEUED/RUNNING/COMPLETE/FAILED,
+  ``processedAccessibleIssues``, ``failedAccessibleIssues``, ``invalidOrInaccessibleIssueCount``)
+  (Jira Cloud OpenAPI IssueBulkEditPayload/JiraIssueFields/BulkOperationProgress, as mirrored by
+  MrRefactoring/jira.js ``src/version3/models``). It needs the global "Make bulk changes"
+  permission, else 403.
+* ``expand=transitions`` adds the transitions available from the issue's status (Singer's
+  tap-jira asks for it and reads ``issue["transitions"]`` unconditionally).
+* A 429 carries ``Retry-After``, ``X-RateLimit-*`` and ``RateLimit-Reason`` (Atlassian's "Rate
+  limiting" and "Build an app that respects rate limits" pages: ``jira-burst-based``,
+  ``jira-per-issue-on-write``, …).
 
 Storage is built for 100k issues: issues are kept in a list sorted by ``(updated, id)``; a search
 ordered by ``updated ASC`` is answered by bisecting to its lower bound and scanning only until
@@ -55,7 +69,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from momentos.sandbox.base import SandboxApp
+from momentos.sandbox.base import Faults, SandboxApp
 from momentos.sandbox.jql import And, Clause, JqlError, Node, Not, Or, Query, Value, parse
 from momentos.sandbox.world import (
     HUMAN_USER,
@@ -230,6 +244,13 @@ class _Issue:
         return (self.updated_ms, self.id)
 
 
+@dataclass
+class _JiraFaults(Faults):
+    """The shared faults plus a bare 503 (``POST /_sandbox/faults`` sets any of them)."""
+
+    unavailable_rate: float = 0.0
+
+
 def text_to_adf(text: str) -> dict[str, Any]:
     """Plain text as ADF the way Jira's e-mail handler and editor produce it: one paragraph per
     blank-line-separated block, hard breaks for single newlines, ``>`` lines as a blockquote."""
@@ -319,6 +340,13 @@ class JiraSandbox(SandboxApp):
       * ``moment_options`` — the options of the Relationship moment select list.
       * ``user_timezone`` — the integration user's zone (Cloud default America/Bogota, UTC−5).
       * ``clock`` — callable returning "now" (aware datetime), for writes.
+      * ``bulk_edit_denied`` — the user lacks the global "Make bulk changes" permission: the
+        Cloud bulk edit answers 403.
+      * ``bulk_task_polls`` (default 1) — how many polls of ``/bulk/queue/{taskId}`` answer
+        RUNNING before the task is COMPLETE.
+    Faults beyond the shared ones (``POST /_sandbox/faults``): ``unavailable_rate`` — the
+    probability of a bare 503 "Service Unavailable" (no ``Retry-After``), as a Jira node behind
+    its load balancer answers while it restarts.
     Unknown options (meant for the other platform, e.g. ``acl_hidden_rate``) are ignored.
     """
 
@@ -339,9 +367,17 @@ class JiraSandbox(SandboxApp):
         moment_options: Iterable[str] = MOMENT_OPTIONS,
         user_timezone: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        bulk_edit_denied: bool = False,
+        bulk_task_polls: int = 1,
         **_ignored: Any,
     ) -> None:
         super().__init__(users, seed=seed)
+        self.faults = _JiraFaults()
+        self.bulk_edit_denied = bulk_edit_denied
+        self.bulk_task_polls = max(0, int(bulk_task_polls))
+        self._bulk_tasks: dict[str, dict[str, Any]] = {}
+        self._next_task = 10600
+        self._transitions: dict[str, list[dict[str, Any]]] = {}
         if flavor not in ("cloud", "datacenter"):
             raise ValueError("flavor must be 'cloud' or 'datacenter'")
         self.flavor = flavor
@@ -390,6 +426,8 @@ class JiraSandbox(SandboxApp):
             Rule("/rest/api/<ver>/issue/<key>/changelog", endpoint="get_changelog", methods=["GET"]),
             Rule("/rest/api/<ver>/issue/<key>/editmeta", endpoint="edit_meta", methods=["GET"]),
             Rule("/rest/api/<ver>/changelog/bulkfetch", endpoint="bulk_changelog", methods=["POST"]),
+            Rule("/rest/api/<ver>/bulk/issues/fields", endpoint="bulk_edit", methods=["POST"]),
+            Rule("/rest/api/<ver>/bulk/queue/<task_id>", endpoint="bulk_progress", methods=["GET"]),
             Rule("/rest/servicedeskapi/request/<key>/feedback", endpoint="sd_feedback", methods=["GET"]),
             Rule("/rest/servicedeskapi/request/<key>/participant", endpoint="sd_participants", methods=["GET"]),
             Rule("/rest/servicedeskapi/organization", endpoint="sd_organizations", methods=["GET"]),
@@ -634,6 +672,24 @@ class JiraSandbox(SandboxApp):
                 if password and password == token:
                     return login
         return None
+
+    def injected_fault(self, request: Request) -> Response | None:
+        """The shared faults, Jira's rate-limit headers on a 429, and the bare 503."""
+        response = super().injected_fault(request)
+        if response is not None and response.status_code == 429:
+            # Jira Cloud names which limit was hit; a burst limit is per endpoint and method.
+            response.headers["RateLimit-Reason"] = "jira-burst-based"
+            response.headers["X-RateLimit-Reset"] = (
+                self.clock() + timedelta(seconds=self.faults.retry_after_s)
+            ).strftime("%Y-%m-%dT%H:%MZ")
+            return response
+        faults = self.faults
+        if response is None and isinstance(faults, _JiraFaults) and faults.unavailable_rate > 0:
+            with self.lock:
+                roll = self._fault_rng.random()
+            if roll < faults.unavailable_rate:
+                return self.error(503, "Service Unavailable")
+        return response
 
     def unauthorized(self) -> Response:
         if self.cloud:
@@ -941,7 +997,35 @@ class JiraSandbox(SandboxApp):
         if "changelog" in expand:
             limit = (_CLOUD_INLINE if search else 100) if self.cloud else _DC_INLINE_HISTORIES
             out["changelog"] = self._changelog_json(issue, v, tz, limit)
+        if "transitions" in expand:
+            out["transitions"] = self._transitions_json(issue.status)
         return out
+
+    def _transitions_json(self, status: str) -> list[dict[str, Any]]:
+        """The workflow's transitions out of ``status`` (a simple open → progress → done loop)."""
+        cached = self._transitions.get(status)
+        if cached is None:
+            targets = (("11", "Reopen", "Open"), ("21", "Start Progress", "In Progress"), ("31", "Done", "Done"))
+            cached = [
+                {"id": tid, "name": name, "to": self._status_json(target), "hasScreen": False,
+                 "isGlobal": True, "isInitial": False, "isAvailable": True, "isConditional": False,
+                 "isLooped": False}
+                for tid, name, target in targets
+                if target != status
+            ]
+            self._transitions[status] = cached
+        return cached
+
+    def prerender(self) -> None:
+        """Build the cached ADF of every description and comment now, so that the first client
+        of a benchmark does not pay for rendering that later clients get for free."""
+        with self.lock:
+            for issue in self.issues.values():
+                if issue.item.description and issue.description_adf is None:
+                    issue.description_adf = text_to_adf(issue.item.description)
+                for comment in issue.comments:
+                    if comment.adf is None:
+                        comment.adf = text_to_adf(comment.text)
 
     def _find_issue(self, key: str) -> _Issue:
         issue = self.by_key.get(key.upper()) if not key.isdigit() else self.issues.get(int(key))
@@ -1566,31 +1650,138 @@ class JiraSandbox(SandboxApp):
                     changes.append(change)
             if errors:
                 raise _BadRequest([], errors)
-            if changes:
-                now = max(_ms(self.clock()), issue.updated_ms + 1)
-                items = []
-                for fid, logical_key, stored, entry in changes:
-                    if logical_key in _WRITEBACK_KEYS:
-                        if stored is None:
-                            issue.values.pop(logical_key, None)
-                            issue.item.fields.pop(logical_key, None)
-                        else:
-                            issue.values[logical_key] = stored
-                            issue.item.fields[logical_key] = (
-                                str(int(stored)) if logical_key == "score" and float(stored).is_integer() else str(stored)
-                            )
-                    elif fid == "summary":
-                        issue.item.title = stored
-                    elif fid == "description":
-                        issue.item.description = stored
-                        issue.description_adf = None
-                    elif fid == "labels":
-                        issue.labels = list(stored)
-                    items.append(entry)
-                issue.histories.append(_History(self._next_history, me, now, items))
-                self._next_history += 1
-                self._touch(issue, now, me)
+            self._commit_changes(issue, me, changes)
         return Response(status=204)
+
+    def _commit_changes(self, issue: _Issue, me: _User, changes: list[tuple[str, Any, Any, dict[str, Any]]]) -> None:
+        """Store validated changes, as one changelog history by ``me`` (caller holds the lock)."""
+        if not changes:
+            return
+        now = max(_ms(self.clock()), issue.updated_ms + 1)
+        items = []
+        for fid, logical_key, stored, entry in changes:
+            if logical_key in _WRITEBACK_KEYS:
+                if stored is None:
+                    issue.values.pop(logical_key, None)
+                    issue.item.fields.pop(logical_key, None)
+                else:
+                    issue.values[logical_key] = stored
+                    issue.item.fields[logical_key] = (
+                        str(int(stored)) if logical_key == "score" and float(stored).is_integer() else str(stored)
+                    )
+            elif fid == "summary":
+                issue.item.title = stored
+            elif fid == "description":
+                issue.item.description = stored
+                issue.description_adf = None
+            elif fid == "labels":
+                issue.labels = list(stored)
+            items.append(entry)
+        issue.histories.append(_History(self._next_history, me, now, items))
+        self._next_history += 1
+        self._touch(issue, now, me)
+
+    # --- Cloud bulk edit ---------------------------------------------------------------------------
+    def bulk_edit(self, request: Request, ver: str) -> Response:
+        """``POST /rest/api/3/bulk/issues/fields``: validate the payload, apply every issue's
+        edit (each issue separately, as Jira does: one bad issue does not fail the rest), and
+        answer a task id to poll."""
+        v = self._api(ver)
+        if not self.cloud:
+            raise NotFound("No resource at /bulk/issues/fields")
+        me = self._me(request)
+        if self.bulk_edit_denied:
+            return self.json({"errorMessages": ["You don't have the global permission to make bulk changes."],
+                              "errors": {}}, status=403)
+        body = self._body(request)
+        refs = body.get("selectedIssueIdsOrKeys")
+        actions = body.get("selectedActions")
+        edited = body.get("editedFieldsInput")
+        if not isinstance(refs, list) or not refs or len(refs) > 1000:
+            raise _BadRequest(["selectedIssueIdsOrKeys must list between 1 and 1000 issues."])
+        if not isinstance(actions, list) or not actions or len(actions) > 200:
+            raise _BadRequest(["selectedActions must list between 1 and 200 fields."])
+        if not isinstance(edited, dict):
+            raise _BadRequest(["editedFieldsInput is required."])
+        raw_values = self._bulk_values(edited)
+        if set(raw_values) != {str(a) for a in actions}:
+            raise _BadRequest(["The fields in selectedActions and editedFieldsInput do not match."])
+        processed: list[int] = []
+        failed: dict[str, list[str]] = {}
+        invalid = 0
+        with self.lock:
+            for ref in dict.fromkeys(str(r) for r in refs):
+                try:
+                    issue = self._find_issue(ref)
+                except NotFound:
+                    invalid += 1
+                    continue
+                self.count_write(f"{issue.project}/{issue.key}")
+                screen = self._screens.get(issue.project, set())
+                errors: list[str] = []
+                changes = []
+                for fid, raw in raw_values.items():
+                    if fid not in self.fields or fid not in screen:
+                        errors.append(_NOT_ON_SCREEN.format(fid))
+                        continue
+                    try:
+                        change = self._apply_value(issue, fid, self.field_by_key.get(fid), raw, v)
+                    except ValueError as exc:
+                        errors.append(str(exc))
+                        continue
+                    if change is not None:
+                        changes.append(change)
+                if errors:
+                    failed[str(issue.id)] = errors
+                    continue
+                self._commit_changes(issue, me, changes)
+                processed.append(issue.id)
+            task_id = str(self._next_task)
+            self._next_task += 1
+            now = self._ts(_ms(self.clock()), self._tz(request))
+            self._bulk_tasks[task_id] = {
+                "taskId": task_id, "status": "COMPLETE", "progressPercent": 100,
+                "processedAccessibleIssues": processed, "failedAccessibleIssues": failed,
+                "invalidOrInaccessibleIssueCount": invalid, "totalIssueCount": len(refs),
+                "created": now, "started": now, "updated": now,
+                "submittedBy": {"accountId": me.account_id}, "_polls_left": self.bulk_task_polls,
+            }
+        return self.json({"taskId": task_id}, status=201)
+
+    def _bulk_values(self, edited: dict[str, Any]) -> dict[str, Any]:
+        """``editedFieldsInput`` → field id → the value ``PUT /issue`` would take."""
+        out: dict[str, Any] = {}
+        for kind, entries in edited.items():
+            if not isinstance(entries, list):
+                raise _BadRequest([f"editedFieldsInput.{kind} must be a list."])
+            for entry in entries:
+                if not isinstance(entry, dict) or not entry.get("fieldId"):
+                    raise _BadRequest([f"Every entry of editedFieldsInput.{kind} needs a fieldId."])
+                fid = str(entry["fieldId"])
+                if kind == "singleSelectFields":
+                    option = str((entry.get("option") or {}).get("optionId", ""))
+                    out[fid] = None if option == "-1" else {"id": option}
+                elif kind == "clearableNumberFields":
+                    out[fid] = entry.get("value")
+                elif kind == "richTextFields":
+                    adf = (entry.get("richText") or {}).get("adfValue")
+                    out[fid] = adf if adf else None
+                else:
+                    raise _BadRequest([f"The sandbox does not bulk edit {kind}."])
+        return out
+
+    def bulk_progress(self, request: Request, ver: str, task_id: str) -> Response:
+        """``GET /rest/api/3/bulk/queue/{taskId}``: RUNNING for the first polls, then the result."""
+        self._api(ver)
+        with self.lock:
+            task = self._bulk_tasks.get(task_id)
+            if task is None:
+                raise NotFound(f"Task {task_id} was not found.")
+            if task["_polls_left"] > 0:
+                task["_polls_left"] -= 1
+                return self.json({"taskId": task_id, "status": "RUNNING", "progressPercent": 50,
+                                  "created": task["created"], "started": task["started"]})
+            return self.json({k: val for k, val in task.items() if not k.startswith("_")})
 
     def delete_issue(self, request: Request, ver: str, key: str) -> Response:
         """DELETE /issue/{key}: gone from searches and lookups (the world item stays)."""

@@ -11,16 +11,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import requests
+import yaml
 
+from momentos.config import Config, parse_config
+from momentos.connectors.base import Page
 from momentos.connectors.jira import JiraConnector, JiraSettings
 from momentos.models import Item
 from momentos.sandbox.base import ServerThread
 from momentos.sandbox.jira import JiraSandbox
 from momentos.sandbox.world import HUMAN_USER, INTEGRATION_USER, World, generate_world
+from momentos.state import StateStore
+from momentos.sync import SyncEngine, SyncResult
 
 PASSWORD_ENV = "MOMENTOS_TEST_JIRA_PASSWORD"
 FLAVORS = ("cloud", "datacenter")
@@ -113,3 +119,52 @@ def jira_connector_factory(
     yield make
     for connector in made:
         connector.close()
+
+
+# --- configs and runs through the sync engine ---------------------------------------------------
+
+
+def jira_config(site: JiraSite, tmp: Path, **source: Any) -> dict[str, Any]:
+    """A Jira-only config for ``site``: ``momentos.demo.sandbox_config``'s Jira source, with
+    the password in the environment; ``source`` overrides its settings."""
+    raw: dict[str, Any] = {
+        "name": "jira", "type": "jira", "url": site.url,
+        "auth": {"username": INTEGRATION_USER, "password_env": PASSWORD_ENV},
+        "projects": ["SD", "APP", "PMO"], "page_size": 100,
+        # Retries without real waits: the tests' sandboxes answer Retry-After 0.
+        "http": {"backoff_base_s": 0.0, "backoff_max_s": 0.0, "max_retries": 10},
+    }
+    raw.update(source)
+    return {
+        "version": 1, "sources": [raw],
+        "state": {"url": f"sqlite:///{tmp / 'state.db'}"},
+        "report": {"out": str(tmp / "report"), "language": "en"},
+    }
+
+
+def load_config_dict(config: dict[str, Any]) -> Config:
+    """Validate a config dict the way ``momentos`` validates its YAML file."""
+    return parse_config(yaml.safe_dump(config, sort_keys=False))
+
+
+class RecordingConnector(JiraConnector):
+    """The real connector, noting which items its pages carried (nothing else changes)."""
+
+    pulled: ClassVar[list[Item]] = []
+
+    def pull(self, stream: str, since: datetime | None, until: datetime) -> Iterator[Page]:
+        for page in super().pull(stream, since, until):
+            RecordingConnector.pulled.extend(page.items)
+            yield page
+
+
+def run_sync(config: Config, state: StateStore, now: datetime | None = None,
+             record: bool = False) -> SyncResult:
+    """One ``SyncEngine`` cycle (``record``: through ``RecordingConnector``)."""
+    factory: Callable[[Any], JiraConnector] = RecordingConnector if record else JiraConnector
+    return SyncEngine(config, state, connector_factory=factory).run(now=now)
+
+
+def platform_values(site: JiraSite) -> dict[str, dict[str, Any]]:
+    """The writeback values every issue holds on the platform, by issue key."""
+    return {issue.key: dict(issue.values) for issue in site.app.issues.values()}

@@ -85,6 +85,54 @@ ADF_CASES = [
         "new text\n> old text", id="blockquote-marked",
     ),
     pytest.param(doc({"type": "rule"}, para(text("after rule"))), "after rule", id="rule"),
+    pytest.param(
+        doc({"type": "bulletList", "content": [
+            {"type": "listItem", "content": [
+                para(text("VPN")),
+                {"type": "orderedList", "content": [
+                    {"type": "listItem", "content": [para(text("reinstall"))]},
+                    {"type": "listItem", "content": [para(text("reboot"))]},
+                ]},
+            ]},
+            {"type": "listItem", "content": [para(text("Mail"))]},
+        ]}),
+        "- VPN\n  1. reinstall\n  2. reboot\n- Mail", id="nested-lists",
+    ),
+    pytest.param(
+        doc(para(text("run "), text("ipconfig /flushdns", code=True), text(" please"))),
+        "run ipconfig /flushdns please", id="inline-code-mark",
+    ),
+    pytest.param(
+        doc(para({"type": "mention", "attrs": {"id": "5b10ac8d82e05b22cc7d4ef5", "text": "Ana"}},
+                 text(" "), {"type": "emoji", "attrs": {"shortName": ":thumbsup:"}})),
+        "@Ana :thumbsup:", id="mention-without-at-emoji-shortname-only",
+    ),
+    pytest.param(
+        doc({"type": "panel", "attrs": {"panelType": "error"}, "content": [
+            para(text("Outage")),
+            {"type": "codeBlock", "content": [text("ERR 503")]},
+            {"type": "bulletList", "content": [{"type": "listItem", "content": [para(text("SAP"))]}]},
+        ]}),
+        "Outage\nERR 503\n- SAP", id="panel-with-code-and-list",
+    ),
+    pytest.param(
+        doc({"type": "expand", "attrs": {"title": "Logs"}, "content": [para(text("line a"))]}),
+        "Logs\nline a", id="expand-title",
+    ),
+    pytest.param(
+        doc({"type": "table", "content": [
+            {"type": "tableRow", "content": [
+                {"type": "tableCell", "content": [para(text("two")), para(text("paragraphs"))]},
+                {"type": "tableCell", "content": [para({"type": "status", "attrs": {"text": "DONE"}})]},
+            ]},
+        ]}),
+        "two paragraphs | DONE", id="table-cell-paragraphs-and-status",
+    ),
+    pytest.param(
+        doc(para(text("due "), {"type": "date", "attrs": {"timestamp": "1767225600000"}}),
+            {"type": "mediaSingle", "content": [{"type": "media", "attrs": {"id": "x", "type": "file"}}]}),
+        "due 2026-01-01", id="date-and-media-dropped",
+    ),
     pytest.param(None, "", id="none"),
     pytest.param("plain v2 string", "plain v2 string", id="plain-string"),
 ]
@@ -122,6 +170,27 @@ REPLY_CASES = [
         "From: the finance team we still need the report.", "From: the finance team we still need the report.",
         id="from-in-text-kept",
     ),
+    pytest.param(
+        "Listo.\n\nDe: Soporte IT <soporte@acme.com>\nEnviado: lunes, 5 de enero de 2026 10:02\nAsunto: RE: VPN",
+        "Listo.", id="es-outlook-header",
+    ),
+    pytest.param(
+        "Gracias.\n\n-----Mensaje original-----\nDe: Soporte\nNo funciona nada, fatal.", "Gracias.",
+        id="es-mensaje-original",
+    ),
+    pytest.param(
+        "Thanks!\n\n-----Original Message-----\nFrom: IT\nStill broken, terrible.", "Thanks!",
+        id="en-original-message",
+    ),
+    pytest.param(
+        "Ya va.\n\nEl lun, 5 ene 2026 a las 10:02, Soporte IT <soporte@acme.com>\nescribió:\n> ¿Sigue el error?",
+        "Ya va.", id="es-el-escribio-wrapped",
+    ),
+    pytest.param("Works.\n\nSent from Outlook for iOS", "Works.", id="sent-from-outlook"),
+    pytest.param("Funciona.\n\nObtener Outlook para Android", "Funciona.", id="obtener-outlook"),
+    pytest.param("Todo bien.\n\nAtentamente,\nLuis Pérez\nDirector de Compras", "Todo bien.",
+                 id="es-atentamente"),
+    pytest.param("Fixed, thanks.\n\nBest regards,\nJohn\n+1 555 0100", "Fixed, thanks.", id="en-best-regards"),
     pytest.param(
         "Regards,\n" + "\n".join(f"line {i} of a long note that is real content" for i in range(8)),
         "Regards,\n" + "\n".join(f"line {i} of a long note that is real content" for i in range(8)),

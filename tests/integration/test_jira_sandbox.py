@@ -250,3 +250,50 @@ def test_jira_comments_post_and_search_by_post(jira_default_world: World) -> Non
         assert fields["comment"]["comments"][-1]["body"] == body
         assert fields["comment"]["total"] == len(issue.comments)
         assert site.stats()["writes"] == {f"SD/{issue.number}": 1}
+
+
+def test_jira_search_expands_transitions_as_tap_jira_asks(jira_cloud_site: JiraSite) -> None:
+    """Singer's tap-jira sends ``expand=changelog,transitions`` and pops ``transitions``."""
+    response = requests.get(
+        f"{jira_cloud_site.url}/rest/api/2/search/jql", auth=(INTEGRATION_USER, jira_cloud_site.password),
+        params={"jql": "updated >= '2000-01-01 00:00' order by updated asc", "fields": "*all",
+                "expand": "changelog,transitions", "validateQuery": "strict"}, timeout=10)
+    assert response.status_code == 200
+    issues = response.json()["issues"]
+    assert len(issues) == 50, "the default page"
+    for issue in issues:
+        status = issue["fields"]["status"]["name"]
+        assert issue["transitions"] and all(t["to"]["name"] != status for t in issue["transitions"])
+        assert {"id", "name", "to", "hasScreen", "isGlobal"} <= set(issue["transitions"][0])
+
+
+def test_jira_cloud_bulk_edit_task_and_its_errors(jira_default_world: World) -> None:  # noqa: F811
+    with jira_site(jira_default_world, "cloud", bulk_task_polls=1,
+                   fields_missing_from_screen=["PMO:Experience score"]) as site:
+        auth = (INTEGRATION_USER, site.password)
+        url = f"{site.url}/rest/api/3"
+        fields = {f["name"]: f["id"] for f in requests.get(f"{url}/field", auth=auth, timeout=10).json()}
+        score = fields["Experience score"]
+        keys = [next(w.number for w in site.jira_issues() if w.container == p) for p in ("SD", "APP", "PMO")]
+        body = {"selectedIssueIdsOrKeys": [*keys, "NOPE-1"], "selectedActions": [score],
+                "editedFieldsInput": {"clearableNumberFields": [{"fieldId": score, "value": 77}]},
+                "sendBulkNotification": False}
+        submitted = requests.post(f"{url}/bulk/issues/fields", json=body, auth=auth, timeout=10)
+        assert submitted.status_code == 201
+        task = submitted.json()["taskId"]
+        first = requests.get(f"{url}/bulk/queue/{task}", auth=auth, timeout=10).json()
+        done = requests.get(f"{url}/bulk/queue/{task}", auth=auth, timeout=10).json()
+        assert first["status"] == "RUNNING" and done["status"] == "COMPLETE"
+        pmo = site.app.by_key[keys[2]]
+        assert sorted(done["processedAccessibleIssues"]) == sorted(site.app.by_key[k].id for k in keys[:2])
+        assert done["failedAccessibleIssues"] == {
+            str(pmo.id): [f"Field '{score}' cannot be set. It is not on the appropriate screen, or unknown."]}
+        assert done["invalidOrInaccessibleIssueCount"] == 1 and done["totalIssueCount"] == 4
+        assert site.app.by_key[keys[0]].values["score"] == 77.0
+        mismatched = requests.post(f"{url}/bulk/issues/fields", auth=auth, timeout=10,
+                                   json={**body, "selectedActions": [fields["Relationship moment"]]})
+        assert mismatched.status_code == 400
+    with jira_site(jira_default_world, "cloud", bulk_edit_denied=True) as site:
+        denied = requests.post(f"{site.url}/rest/api/3/bulk/issues/fields", json=body,
+                               auth=(INTEGRATION_USER, site.password), timeout=10)
+        assert denied.status_code == 403
