@@ -7,7 +7,7 @@ library produced it. Timestamps are timezone-aware UTC ``datetime`` objects.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -82,18 +82,29 @@ class Item:
     fields: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serializable dict (datetimes as ISO 8601 UTC strings)."""
-        return _jsonable(asdict(self))
+        """A JSON-serializable dict (datetimes as ISO 8601 UTC strings).
+
+        Written out by hand: ``dataclasses.asdict`` deep-copies every value, which made it half
+        of the cost of `momentos pull`.
+        """
+        return {name: _jsonable(getattr(self, name)) for name in _ITEM_FIELDS}
 
 
 def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, (Comment, HistoryEvent)):
+        return {name: _jsonable(getattr(value, name)) for name in value.__slots__}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+_ITEM_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Item))
 
 
 def parse_utc(value: Any) -> datetime | None:
