@@ -219,7 +219,9 @@ def _report_row(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for col in REPORT_COLUMNS:
         value = row.get(col)
-        if isinstance(value, pd.Timestamp):
+        if value is pd.NaT:
+            value = None
+        elif isinstance(value, pd.Timestamp):
             value = None if pd.isna(value) else value.isoformat()
         elif isinstance(value, datetime):
             value = value.isoformat()

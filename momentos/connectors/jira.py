@@ -1278,6 +1278,42 @@ class JiraConnector(Connector):
                 result.updated = versions.get(result.item_id)
 
     # --- checking ---------------------------------------------------------------------------------------
+    # --- nudge notes ----------------------------------------------------------------------------------
+    def post_note(self, item: Item, text: str) -> None:
+        """An internal note: on a service-desk project a JSM internal comment (the
+        ``sd.public.comment`` property), elsewhere a comment restricted to the first agent group.
+        See Atlassian's "Add comment" (``properties``, ``visibility``) reference."""
+        client = self.client
+        body: dict[str, Any] = {"body": text_to_adf(text) if client.api == "3" else text}
+        if self._project_type(item.container) == "service_desk":
+            body["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
+        elif self.settings.agent_groups:
+            body["visibility"] = {"type": "group", "value": self.settings.agent_groups[0]}
+        client.post(f"post a note on {item.key}", client.url(f"issue/{item.key}/comment"), body)
+
+    def find_notes(self, items: list[Item], markers: dict[str, str]) -> set[str]:
+        """Items whose comments already hold their marker (read only for unconfirmed notes)."""
+        client = self.client
+        found: set[str] = set()
+        for item in items:
+            mark = markers.get(item.id)
+            if not mark:
+                continue
+            start = 0
+            while True:
+                data = client.get(
+                    f"read comments of {item.key}", client.url(f"issue/{item.key}/comment"),
+                    {"startAt": start, "maxResults": 1000, "orderBy": "created"},
+                ) or {}
+                batch = data.get("comments") or []
+                if any(mark in body_text(c.get("body")) for c in batch):
+                    found.add(item.id)
+                    break
+                start += len(batch)
+                if not batch or start >= int(data.get("total") or 0):
+                    break
+        return found
+
     def check(self) -> list[CheckProblem]:
         """Reach the site and verify projects, the writeback fields, their options and screens."""
         problems: list[CheckProblem] = []
@@ -1383,3 +1419,47 @@ class JiraConnector(Connector):
             for option in _MOMENT_OPTIONS
             if option not in allowed
         ]
+
+    # -- publishing the report --------------------------------------------------------------------
+    def publish_attachment(
+        self,
+        issue: str,
+        path: Any,
+        file_name: str,
+        *,
+        content_type: str = "text/html",
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Attach the file at ``path`` to ``issue`` as ``file_name``, delete the issue's older
+        attachments of that name, and (optionally) add ``comment``. Returns
+        ``{"attachment": id, "replaced": n}``.
+
+        Jira REST API (Cloud platform v2/v3 and Data Center v2): ``POST
+        /rest/api/{2,3}/issue/{issueIdOrKey}/attachments`` takes multipart/form-data with the
+        part named ``file`` and needs ``X-Atlassian-Token: no-check`` (the ``jira`` library's
+        ``add_attachment`` sends both); the issue's ``attachment`` field lists them; ``DELETE
+        /rest/api/{2,3}/attachment/{id}`` removes one (``delete_attachment``). Comments are
+        plain text on v2 and ADF on v3. ``content_type`` is unused here: Jira stores the type
+        it detects. Uploading before deleting keeps the issue from ever being without a
+        report, and also removes a duplicate left by an upload that was sent twice.
+        """
+        client = self.client
+        self.site()  # connect: the API version (2 or 3) comes from the server
+        library = client._library
+        with open(path, "rb") as handle:
+            added = client.call(f"attach {file_name} to {issue}", library.add_attachment,
+                                issue, handle, file_name)
+        new_id = str(getattr(added, "id", "") or "")
+        current = client.get(f"read attachments of {issue}", client.url(f"issue/{issue}"),
+                             params={"fields": "attachment"}) or {}
+        older = [
+            str(a.get("id")) for a in (current.get("fields") or {}).get("attachment") or []
+            if a.get("filename") == file_name and str(a.get("id")) != new_id
+        ]
+        for old in older:
+            client.call(f"delete attachment {old}", library.delete_attachment, old)
+        if comment:
+            body: Any = text_to_adf(comment) if client.api == "3" else comment
+            client.post(f"comment on {issue}", client.url(f"issue/{issue}/comment"),
+                        {"body": body})
+        return {"attachment": new_id, "replaced": len(older)}
