@@ -31,12 +31,54 @@ class StateSettings(BaseModel):
     )
 
 
+class PublishServiceNowTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(..., description="Name of the ServiceNow source whose URL and account are used.")
+    table: str = Field(..., description="Table of the record that holds the report, e.g. 'kb_knowledge'.")
+    sys_id: str = Field(..., min_length=32, max_length=32, description="sys_id of that record.")
+
+
+class PublishJiraTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(..., description="Name of the Jira source whose URL and account are used.")
+    issue: str = Field(..., description="Key of the issue that holds the report, e.g. 'OPS-1'.")
+
+
+class ReportPublishSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    servicenow: PublishServiceNowTarget | None = None
+    jira: PublishJiraTarget | None = None
+    file_name: str = Field(
+        "momentos-report.html",
+        description="Attachment name; the previous attachment of this name is replaced.",
+    )
+    comment: bool = Field(True, description="Also write the headline figures in a short comment.")
+
+
 class ReportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out: str = Field("momentos-report", description="Folder for the report files.")
     language: Literal["en", "es"] = "en"
     title: str = "momentos: the business's experience of IT"
+    period_days: int = Field(28, ge=1, le=366, description="Days in the reporting period; compared with the same span before.")
+    customers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Canonical customer name -> the names it has on the platforms, "
+        "e.g. {'ACME Retail': ['Retail']}; matched ignoring case.",
+    )
+    publish: ReportPublishSettings = Field(default_factory=ReportPublishSettings)
+
+    @field_validator("customers")
+    @classmethod
+    def _one_customer_per_alias(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from momentos.report.tables import customer_aliases
+
+        customer_aliases(value)  # raises ValueError naming an alias listed twice
+        return value
 
 
 class JobSettings(BaseModel):
@@ -204,6 +246,17 @@ def parse_config(text: str, path: Path | None = None) -> Config:
                 problems.append(
                     _where(name, lines, ("schedule", "jobs", j, "source"))
                     + f"schedule.jobs[{j}].source: no source named {job.source!r}"
+                )
+        publish = model.report.publish
+        for platform, target in (("servicenow", publish.servicenow), ("jira", publish.jira)):
+            if target is None:
+                continue
+            kinds = {s.name: s.type for s in sources}
+            if kinds.get(target.source) != platform:
+                problems.append(
+                    _where(name, lines, ("report", "publish", platform, "source"))
+                    + f"report.publish.{platform}.source: no {platform} source named "
+                    f"{target.source!r}; configured: {sorted(kinds)}"
                 )
     if problems:
         raise ConfigError(problems)

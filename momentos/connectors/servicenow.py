@@ -3,8 +3,8 @@
 One item flows like this: ``_TableApi.page`` (the only code that touches pysnow) returns raw
 records of one table in ascending ``(sys_updated_on, sys_id)`` order; ``KeysetPaginator``
 decides the next query; ``_Context`` fetches everything else the page needs in bulk (journal,
-audit, SLAs, surveys, display values of references), one query per related table per page;
-``_build_item`` turns one raw record plus its context into an ``Item``. ``_Writer`` sends only
+audit, SLAs, surveys, display values of references) in two batched rounds per page;
+``_item`` turns one raw record plus its context into an ``Item``. ``_Writer`` sends only
 the changed writeback fields back, ``_Checker`` verifies a configuration against an instance.
 
 Platform behaviour relied on (ServiceNow API reference, ``ServiceNow/ServiceNowDocs``
@@ -15,7 +15,24 @@ Platform behaviour relied on (ServiceNow API reference, ``ServiceNow/ServiceNowD
 * Invalid names in ``sysparm_fields`` are ignored, so asking every table for ``resolved_at``
   or ``reopen_count`` is harmless.
 * The Batch API takes Base64 bodies and answers per request with ``serviced_requests`` and the
-  ids it could not process in ``unserviced_requests``.
+  ids it could not process in ``unserviced_requests``; it carries any REST call, GETs included
+  (its own cURL example batches two GETs and a POST), with response headers unless
+  ``exclude_response_headers`` is set.
+
+Requests per record. A page's related rows are fetched by id lists (``element_idIN...``), not
+by time window: a record updated today can hold comments from months ago, so a window around
+the page's ``sys_updated_on`` would lose them. Id lists are chunked to keep each URL under
+~8 kB (about 200 sys_ids), which makes five or more GETs per related table for a page of
+1,000 records. Those GETs travel together in one Batch API call per round (round 1: journal,
+audit, SLAs, survey instances, display values of the records' references; round 2: survey
+answers and the references found in round 1), so a page costs its own GET plus two HTTP
+requests whatever its size. ServiceNow counts inbound REST rate limits per REST API resource
+and user ("Inbound REST API rate limiting", ServiceNowDocs ``inbound-REST-API-rate-limiting.md``):
+a batch is one request to the Batch API resource; whether an instance's Table API rules also
+count the GETs inside it is not documented, so an admin who limits the Table API should allow
+for them. Read batches go to ``/api/now/batch`` and write batches to ``/api/now/v1/batch`` (the
+default-version and the versioned URL of the same endpoint), so the shared HTTP policy can
+count the first as reads and replay the second safely (PATCHes of absolute values).
 """
 
 from __future__ import annotations
@@ -24,27 +41,37 @@ import base64
 import json
 import logging
 import re
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pysnow
 import requests
+from oauthlib.oauth2 import LegacyApplicationClient, OAuth2Error
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from requests_oauthlib import OAuth2Session
 
 from momentos.connectors.base import (
     CheckProblem,
     Connector,
+    Credentials,
     FieldChange,
     Page,
     SourceSettings,
     WriteResult,
     resolve_credentials,
 )
-from momentos.connectors.http import ERROR_TABLE, RequestCounter, build_session, error_for
+from momentos.connectors.http import (
+    ERROR_TABLE,
+    RequestCounter,
+    build_session,
+    error_for,
+    mount_policy,
+)
 from momentos.errors import (
     AuthError,
     MomentosError,
@@ -53,6 +80,7 @@ from momentos.errors import (
     TransientError,
 )
 from momentos.models import Comment, HistoryEvent, Item, parse_utc, sn_datetime
+from momentos.secrets import register_secret
 
 log = logging.getLogger("momentos.connectors.servicenow")
 
@@ -79,9 +107,16 @@ DEFAULT_TABLES: tuple[str, ...] = (
     "sc_req_item",
     "problem",
     "change_request",
+    "rm_enhancement",
     "dmn_demand",
     "pm_project",
+    "pm_project_task",
 )
+#: Batch API paths: reads and writes use the two documented URL forms, so the HTTP policy
+#: counts a batch of GETs as a read; the token endpoint only issues tokens.
+READ_BATCH_PATH = "/api/now/batch"
+WRITE_BATCH_PATH = "/api/now/v1/batch"
+TOKEN_PATH = "/oauth_token.do"
 DEFAULT_WRITEBACK: dict[str, str] = {
     "moment": "u_relationship_moment",
     "score": "u_experience_score",
@@ -228,11 +263,20 @@ class ServiceNowSettings(SourceSettings):
     """
 
     type: Literal["servicenow"]
+    #: Bigger than the generic default: a page costs its GET plus two batched context
+    #: requests whatever its size, and 500 records keep each batch well inside the platform's
+    #: 30 s Batch API transaction quota (ServiceNowDocs ``batch-api.md``).
+    page_size: int = Field(500, ge=1, le=10000)
     tables: list[TableSettings] = Field(
         default_factory=lambda: [TableSettings(name=name) for name in DEFAULT_TABLES]
     )
     batch_size: int = Field(50, ge=1, le=200, description="Writes per Batch API call.")
     use_batch_api: bool = Field(True, description="Send writes through /api/now/v1/batch.")
+    batch_reads: bool = Field(
+        True,
+        description="Fetch each page's related rows (journal, audit, SLAs, surveys, display "
+        "values) in Batch API calls instead of one GET per query.",
+    )
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -282,14 +326,197 @@ class RawPage:
     total: int | None
 
 
+@dataclass(frozen=True)
+class Query:
+    """One bulk read: every record of ``table`` matching ``query``, with ``fields``."""
+
+    table: str
+    query: str
+    fields: tuple[str, ...]
+
+
+class _OAuthSession(OAuth2Session):
+    """requests-oauthlib's session, refreshing the access token itself.
+
+    Its built-in auto refresh forwards the request's own keyword arguments (``params``,
+    ``json``) into the token request's body, so momentos refreshes before a request when the
+    token is (about to be) expired, and once more when the instance answers 401 to a token it
+    revoked early. Retries of faults stay in the policy adapter mounted on this session.
+    """
+
+    def __init__(
+        self, *, token_url: str, client_id: str, client_secret: str, source: str, **kwargs: Any
+    ) -> None:
+        super().__init__(client=LegacyApplicationClient(client_id=client_id), **kwargs)
+        self.token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self.source = source
+        #: Told every new token, so pysnow's client holds the one in use.
+        self.on_token: Callable[[dict[str, Any]], None] = lambda token: None
+        for hook in ("access_token_response", "refresh_token_response"):
+            self.register_compliance_hook(hook, self._transient_first)
+
+    def _transient_first(self, response: requests.Response) -> requests.Response:
+        """A token endpoint that is down (after the policy's retries) is a transient problem,
+        not a refusal of the credentials: classify it before oauthlib parses the body."""
+        if response.status_code == 429 or response.status_code >= 500:
+            raise error_for(response, f"ServiceNow source {self.source}: OAuth token request")
+        return response
+
+    def password_grant(self, username: str, password: str) -> dict[str, Any]:
+        try:
+            token = self.fetch_token(
+                self.token_url,
+                username=username,
+                password=password,
+                client_secret=self._client_secret,
+                include_client_id=True,
+            )
+        except OAuth2Error as exc:
+            raise self._refused("the password grant", exc) from None
+        return self._remember(dict(token))
+
+    def refresh(self) -> dict[str, Any]:
+        try:
+            token = self.refresh_token(
+                self.token_url, client_id=self._client_id, client_secret=self._client_secret
+            )
+        except OAuth2Error as exc:
+            raise self._refused("the stored refresh token", exc) from None
+        return self._remember(dict(token))
+
+    def _remember(self, token: dict[str, Any]) -> dict[str, Any]:
+        for key in ("access_token", "refresh_token"):
+            if token.get(key):
+                register_secret(str(token[key]))
+        self.on_token(token)
+        return token
+
+    def _refused(self, what: str, exc: OAuth2Error) -> AuthError:
+        return AuthError(
+            f"ServiceNow source {self.source}: the OAuth token endpoint refused {what}: "
+            f"{exc.error}" + (f" ({exc.description})" if exc.description else ""),
+            hint="check the OAuth client id and secret (System OAuth > Application Registry) "
+            "and create a new refresh token for the integration user",
+        )
+
+    def _expiring(self) -> bool:
+        if not self.token:
+            return False
+        expires_at = float(self.token.get("expires_at") or 0)
+        # The client learns the expiry a moment after the instance set it: refresh a little
+        # early (ten seconds, or a quarter of a very short life).
+        margin = min(10.0, float(self.token.get("expires_in") or 0) / 4)
+        return expires_at - margin <= time.time()
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, *args: Any, withhold_token: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        if not withhold_token and self._expiring():
+            self.refresh()
+        response = super().request(method, url, *args, withhold_token=withhold_token, **kwargs)
+        if response.status_code == 401 and not withhold_token and self.token.get("refresh_token"):
+            response.close()
+            self.refresh()
+            response = super().request(method, url, *args, withhold_token=withhold_token, **kwargs)
+        return response
+
+
+class _PolicyOAuthClient(pysnow.OAuthClient):
+    """``pysnow.OAuthClient`` whose one OAuth session carries the HTTP policy.
+
+    pysnow 0.7.17 builds a new ``OAuth2Session`` on every ``resource()`` call, with requests'
+    default transport (no retries, no counting, ``REQUESTS_CA_BUNDLE`` over the source's CA),
+    and its ``resource()`` drops request options such as the timeout; both are overridden.
+    """
+
+    def __init__(self, oauth_session: _OAuthSession, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._oauth_session = oauth_session
+        self.session = oauth_session
+
+    def _get_oauth_session(self) -> _OAuthSession:
+        self._oauth_session.token = self.token
+        return self._oauth_session
+
+    def resource(  # type: ignore[override]
+        self,
+        api_path: str | None = None,
+        base_path: str = "/api/now",
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if not isinstance(self.token, dict):
+            raise pysnow.exceptions.MissingToken("set_token() first")
+        self.session = self._get_oauth_session()
+        return pysnow.Client.resource(self, api_path, base_path, chunk_size, **kwargs)
+
+
+def _oauth_client(
+    settings: ServiceNowSettings, credentials: Credentials, policy: requests.Session
+) -> _PolicyOAuthClient:
+    """OAuth 2.0 through ``pysnow.OAuthClient``: a stored refresh token when there is one,
+    else the password grant (``/oauth_token.do`` with grant_type=password, then
+    grant_type=refresh_token, as ServiceNow documents for integrations)."""
+    parts = urlsplit(settings.url)
+    if parts.scheme != "https":
+        raise AuthError(
+            f"ServiceNow source {settings.name}: OAuth needs an https:// url",
+            hint="tokens must not travel in clear text; use the instance's https address",
+        )
+    client_id = credentials.oauth_client_id or ""
+    client_secret = credentials.oauth_client_secret or ""
+    session = _OAuthSession(
+        token_url=f"{settings.url}{TOKEN_PATH}",
+        client_id=client_id,
+        client_secret=client_secret,
+        source=settings.name,
+    )
+    # The same policy adapter (retries, counting, the source's TLS) as every other request.
+    mount_policy(session, policy.get_adapter(settings.url))  # type: ignore[arg-type]
+    session.headers.update(policy.headers)
+    if credentials.oauth_refresh_token:
+        # Expired on purpose: the first request refreshes it.
+        session.token = {
+            "access_token": "",
+            "refresh_token": credentials.oauth_refresh_token,
+            "token_type": "Bearer",
+            "expires_in": 0,
+            "expires_at": 0,
+        }
+    elif credentials.password:
+        session.password_grant(credentials.username or "", credentials.password)
+    else:
+        raise AuthError(
+            f"ServiceNow source {settings.name}: OAuth needs a refresh token or a password",
+            hint="set auth.oauth_refresh_token_env, or auth.username with password_env",
+        )
+    client = _PolicyOAuthClient(
+        session, client_id=client_id, client_secret=client_secret, host=parts.netloc, use_ssl=True
+    )
+    client.set_token(_full_token(dict(session.token)))
+    session.on_token = lambda token: client.set_token(_full_token(token))
+    return client
+
+
+def _full_token(token: dict[str, Any]) -> dict[str, Any]:
+    """pysnow's ``set_token`` insists on all six keys; ServiceNow sends five of them."""
+    return {"scope": "", "expires_in": 0, "expires_at": 0, "token_type": "Bearer", **token}
+
+
 class _TableApi:
-    """Table API calls through a pysnow client whose session carries the HTTP policy."""
+    """Table and Batch API calls through a pysnow client whose session carries the HTTP
+    policy (basic auth, a bearer token, or OAuth 2.0 through ``pysnow.OAuthClient``)."""
 
     related_page_size: ClassVar[int] = 5000
+    #: GETs per read batch; a page of 500 needs about 20 in its first round.
+    reads_per_batch: ClassVar[int] = 50
 
     def __init__(self, settings: ServiceNowSettings, counter: RequestCounter) -> None:
         credentials = resolve_credentials(settings.auth, settings.name)
         self.source = settings.name
+        self.settings = settings
         parts = urlsplit(settings.url)
         if parts.path not in ("", "/"):
             log.warning(
@@ -299,10 +526,12 @@ class _TableApi:
             )
         auth = None
         headers: dict[str, str] = {}
-        if credentials.password:
+        oauth = settings.auth.oauth  # then the OAuth session adds the bearer token itself
+        if not oauth and credentials.password:
             auth = (credentials.username or "", credentials.password)
-        elif credentials.token:
+        elif not oauth and credentials.token:
             headers["Authorization"] = f"Bearer {credentials.token}"
+        self.base_url = f"{parts.scheme}://{parts.netloc}"
         session = build_session(
             settings.http,
             counter,
@@ -310,19 +539,28 @@ class _TableApi:
             platform="servicenow",
             auth=auth,
             headers=headers,
+            # A batch of PATCHes with absolute values can be replayed safely; a batch of GETs
+            # and a token request only read.
+            idempotent_post_suffixes=(WRITE_BATCH_PATH,),
+            read_post_suffixes=(READ_BATCH_PATH, TOKEN_PATH),
         )
         self.user = credentials.username or ""
-        self.client = pysnow.Client(
-            host=parts.netloc, use_ssl=parts.scheme == "https", session=session
-        )
+        if oauth:
+            self.client: Any = _oauth_client(settings, credentials, session)
+            self.session: requests.Session = self.client.session
+        else:
+            self.client = pysnow.Client(
+                host=parts.netloc, use_ssl=parts.scheme == "https", session=session
+            )
+            self.session = session
         # pysnow stamps its own User-Agent on the session; the platform's logs should name us.
-        session.headers["User-Agent"] = "momentos"
+        self.session.headers["User-Agent"] = "momentos"
         # pysnow passes its own 60 s timeout to every request, which would override the policy's
         # connect/read timeouts, so hand it the configured ones.
         self._timeout = (settings.http.connect_timeout_s, settings.http.read_timeout_s)
         self._read: dict[str, Any] = {}
         self._write: dict[str, Any] = {}
-        self.base_url = f"{parts.scheme}://{parts.netloc}"
+        self.batch_reads = settings.batch_reads
 
     def _resource(self, table: str, *, write: bool = False) -> Any:
         # pysnow's request objects share one parameter dict per resource, so reads and writes
@@ -368,6 +606,159 @@ class _TableApi:
             elif offset >= page.total:
                 return found
 
+    # -- many bulk reads at once ------------------------------------------------------------
+    def fetch_many(self, queries: list[Query]) -> list[list[dict[str, Any]] | MomentosError]:
+        """Every record of each query, or the error that query met (a missing or forbidden
+        table is the caller's to judge). Through the Batch API, all first pages travel in one
+        HTTP request and further pages (rare: more than ``related_page_size`` rows) in the
+        next; without it, one GET per page."""
+        results: list[list[dict[str, Any]] | MomentosError] = [[] for _ in queries]
+        if not queries:
+            return results
+        if not self.batch_reads:
+            for n, q in enumerate(queries):
+                results[n] = self._fetch_one(q)
+            return results
+        pending = [(n, 0) for n in range(len(queries))]
+        while pending:
+            chunk, pending = pending[: self.reads_per_batch], pending[self.reads_per_batch :]
+            answers = self._read_batch([(queries[n], offset) for n, offset in chunk])
+            if answers is None:  # no Batch API for this user: plain GETs from here on
+                self.batch_reads = False
+                done = {n for n, _ in pending + chunk}
+                for n in sorted(done):
+                    results[n] = self._fetch_one(queries[n])
+                return results
+            for (n, offset), answer in zip(chunk, answers, strict=True):
+                if isinstance(results[n], MomentosError):
+                    continue
+                if answer is None:
+                    # Unserviced (the batch met a size or time limit) or refused for a
+                    # transient reason: read this query directly, through the policy's
+                    # retries and Retry-After waits.
+                    results[n] = self._fetch_one(queries[n], offset, results[n])
+                    continue
+                if isinstance(answer, MomentosError):
+                    results[n] = answer
+                    continue
+                rows, total = answer
+                gathered = results[n]
+                assert isinstance(gathered, list)
+                gathered.extend(rows)
+                following = offset + self.related_page_size
+                # Without a count (a proxy may drop the header), only a short page ends it.
+                more = (
+                    following < total if total is not None else len(rows) == self.related_page_size
+                )
+                if more:
+                    pending.append((n, following))
+        return results
+
+    def _fetch_one(
+        self, q: Query, offset: int = 0, gathered: Any = None
+    ) -> list[dict[str, Any]] | MomentosError:
+        found = list(gathered) if isinstance(gathered, list) else []
+        try:
+            while True:
+                page = self.page(q.table, q.query, q.fields, self.related_page_size, offset)
+                found.extend(page.records)
+                offset += self.related_page_size
+                if (page.total is None and not page.records) or (
+                    page.total is not None and offset >= page.total
+                ):
+                    return found
+        except (MissingTable, Forbidden) as exc:
+            return exc
+
+    def _read_batch(
+        self, wanted: list[tuple[Query, int]]
+    ) -> list[tuple[list[dict[str, Any]], int | None] | MomentosError | None] | None:
+        """One Batch API call of GETs. Per GET: (rows, X-Total-Count), a table error, or None
+        to read it again directly. None for the whole call when the instance has no Batch API
+        for this user."""
+        rest = []
+        for n, (q, offset) in enumerate(wanted):
+            params = {
+                "sysparm_query": q.query,
+                "sysparm_fields": ",".join(q.fields),
+                "sysparm_limit": str(self.related_page_size),
+                "sysparm_offset": str(offset),
+                "sysparm_exclude_reference_link": "true",
+                "sysparm_suppress_pagination_header": "true",
+            }
+            rest.append(
+                {
+                    "id": str(n),
+                    "method": "GET",
+                    "url": f"/api/now/table/{q.table}?{urlencode(params)}",
+                    "headers": [{"name": "Accept", "value": "application/json"}],
+                }
+            )
+        response = self.batch(
+            {"batch_request_id": uuid.uuid4().hex, "rest_requests": rest}, read=True
+        )
+        what = f"ServiceNow source {self.source}: Batch API read"
+        if response.status_code == 401:
+            raise error_for(response, what)
+        if response.status_code in (400, 403, 404, 405):
+            log.warning(
+                "%s: Batch API answered HTTP %d (%s); reading related rows one GET at a time",
+                self.source,
+                response.status_code,
+                _error_message(response),
+            )
+            return None
+        if response.status_code >= 400:
+            raise error_for(response, what)
+        try:
+            served = {str(s.get("id")): s for s in response.json().get("serviced_requests") or []}
+        except (ValueError, AttributeError):
+            raise PlatformError(f"{what}: the answer is not JSON") from None
+        answers: list[tuple[list[dict[str, Any]], int | None] | MomentosError | None] = []
+        for n, (q, _) in enumerate(wanted):
+            answers.append(self._sub_answer(served.get(str(n)), q.table))
+        return answers
+
+    def _sub_answer(
+        self, entry: dict[str, Any] | None, table: str
+    ) -> tuple[list[dict[str, Any]], int | None] | MomentosError | None:
+        if entry is None:
+            return None
+        status = int(entry.get("status_code") or 0)
+        try:
+            body = json.loads(base64.b64decode(entry.get("body") or b"") or b"{}")
+        except ValueError:
+            body = {}
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("result"), list):
+            headers = {
+                str(h.get("name", "")).lower(): str(h.get("value", ""))
+                for h in entry.get("headers") or []
+                if isinstance(h, dict)
+            }
+            count = headers.get("x-total-count", "")
+            return body["result"], int(count) if count.isdigit() else None
+        message = ""
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            message = str(body["error"].get("message") or "")
+        if status == 400 and message.startswith("Invalid table"):
+            return MissingTable(
+                f"ServiceNow has no table {table}",
+                hint="remove it from tables, or install the plugin that provides it",
+            )
+        if status == 403:
+            return Forbidden(
+                f"ServiceNow source {self.source}: reading table {table}: HTTP 403: {message}",
+                hint=f"grant the integration user read access to {table}",
+            )
+        if status == 404:
+            return [], 0  # "No Record found": nothing visible matches
+        if status == 401:
+            raise AuthError(
+                f"ServiceNow source {self.source}: reading table {table}: HTTP 401",
+                hint=ERROR_TABLE[401][1],
+            )
+        return None  # 429, 5xx or an unexpected answer: read it directly
+
     def patch(
         self, table: str, sys_id: str, payload: dict[str, str]
     ) -> tuple[requests.Response | None, datetime | None]:
@@ -384,11 +775,12 @@ class _TableApi:
             raise PlatformError(f"PATCH {table}/{sys_id}: unexpected answer: {exc}") from None
         return None, parse_utc(record.get("sys_updated_on")) if isinstance(record, dict) else None
 
-    def batch(self, body: dict[str, Any]) -> requests.Response:
+    def batch(self, body: dict[str, Any], *, read: bool = False) -> requests.Response:
         """POST to the Batch API. pysnow's response parser only knows ``result`` bodies, so
         this one goes through the client's own session (same policy, same counter)."""
-        return self.client.session.post(
-            f"{self.base_url}/api/now/v1/batch",
+        path = READ_BATCH_PATH if read else WRITE_BATCH_PATH
+        return self.session.post(
+            f"{self.base_url}{path}",
             json=body,
             timeout=self._timeout,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
@@ -419,7 +811,7 @@ class _TableApi:
             raise PlatformError(f"{what}: unexpected answer: {exc}") from None
 
     def close(self) -> None:
-        self.client.session.close()
+        self.session.close()
 
 
 def _error_message(response: requests.Response) -> str:
@@ -447,17 +839,25 @@ class KeysetPaginator:
 
     page_size: int
     since: str | None = None
+    #: Upper bound of the window (raw UTC): the second the sync started, included, so an edit
+    #: made just before a sync is in it (our own writes of that second come back as known).
+    until: str | None = None
     cursor: tuple[str, str] | None = None
     offset: int = 0
 
     def conditions(self) -> list[str]:
+        bound = [f"sys_updated_on<={self.until}"] if self.until else []
         if self.cursor is not None:
             updated, sys_id = self.cursor
             # updated > U OR (updated = U AND sys_id > S); ^OR binds to the condition before it.
-            return [f"sys_updated_on>={updated}", f"sys_updated_on>{updated}^ORsys_id>{sys_id}"]
+            return [
+                f"sys_updated_on>={updated}",
+                f"sys_updated_on>{updated}^ORsys_id>{sys_id}",
+                *bound,
+            ]
         if self.since:
-            return [f"sys_updated_on>={self.since}"]
-        return []
+            return [f"sys_updated_on>={self.since}", *bound]
+        return bound
 
     def advance(self, records: list[dict[str, Any]], total: int | None) -> bool:
         """Move past a page; False when the query is exhausted. Raises when it cannot move."""
@@ -507,9 +907,32 @@ class PageContext:
     survey: dict[str, list[float]] = field(default_factory=dict)
 
 
+@dataclass
+class _Read:
+    """A bulk read and what to do with its rows."""
+
+    query: Query
+    take: Callable[[list[dict[str, Any]]], None]
+
+
+def _grouped(
+    target: dict[str, list[dict[str, Any]]], key: str
+) -> Callable[[list[dict[str, Any]]], None]:
+    def take(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            target.setdefault(str(row.get(key, "")), []).append(row)
+
+    return take
+
+
 class _Context:
     """Bulk lookups with per-run caches: display values of references, users, agents, choice
-    labels and reference tables of fields."""
+    labels and reference tables of fields.
+
+    Reads are gathered into rounds and each round goes out at once (one Batch API call, see
+    the module docstring); what a round reveals (authors, audited groups, survey instances)
+    is read in the next.
+    """
 
     def __init__(self, api: _TableApi, tables: list[str]) -> None:
         self.api = api
@@ -521,91 +944,173 @@ class _Context:
         self._choices: dict[tuple[str, str], dict[str, str]] | None = None
         self._ref_tables: dict[tuple[str, str], str] = {}
 
-    # -- related records of a page -----------------------------------------------------------
-    def related(self, table: str, query: str, fields: Iterable[str]) -> list[dict[str, Any]]:
-        """A bulk read of a context table. A table the instance lacks (no Surveys plugin) or
-        hides from the integration user (sys_audit often needs a role) only thins the items:
-        warn once and carry on without it."""
-        if table in self._unavailable:
-            return []
-        try:
-            return self.api.fetch_all(table, query, fields)
-        except (MissingTable, Forbidden) as exc:
-            self._unavailable.add(table)
-            log.warning(
-                "%s: items are pulled without %s data: %s (%s)",
-                self.api.source,
-                table,
-                exc.message,
-                exc.hint,
-            )
-            return []
+    # -- running reads --------------------------------------------------------------------------
+    def run(self, reads: list[_Read]) -> None:
+        """Send a round of reads. A table the instance lacks (no Surveys plugin) or hides from
+        the integration user (sys_audit often needs a role) only thins the items: warn once
+        and carry on without it."""
+        reads = [r for r in reads if r.query.table not in self._unavailable]
+        if not reads:
+            return
+        for read, result in zip(reads, self.api.fetch_many([r.query for r in reads]), strict=True):
+            if isinstance(result, (MissingTable, Forbidden)):
+                if read.query.table not in self._unavailable:
+                    self._unavailable.add(read.query.table)
+                    log.warning(
+                        "%s: items are pulled without %s data: %s (%s)",
+                        self.api.source,
+                        read.query.table,
+                        result.message,
+                        result.hint,
+                    )
+                read.take([])
+            elif isinstance(result, MomentosError):
+                raise result
+            else:
+                read.take(result)
 
-    def page(self, ids: list[str], history_fields: list[str]) -> PageContext:
+    # -- related records of a page -----------------------------------------------------------
+    def page(
+        self, ids: list[str], history_fields: list[str], references: dict[str, set[str]]
+    ) -> PageContext:
+        """The page's journal, audit, SLA and survey rows, with the display values of the
+        references of its records and of its history, and the run's agents and labels.
+        Nothing is read for an empty page."""
         context = PageContext()
         if not ids:
             return context
+        instances: dict[str, str] = {}  # assessment instance → the record it is about
+
+        def take_instances(rows: list[dict[str, Any]]) -> None:
+            for row in rows:
+                if row.get("sys_id"):
+                    instances[str(row["sys_id"])] = str(row.get("trigger_id", ""))
+
+        reads: list[_Read] = []
         for chunk in _chunks(ids):
             listed = ",".join(chunk)
-            for row in self.related(
-                "sys_journal_field",
-                f"element_idIN{listed}^elementINcomments,work_notes^ORDERBYsys_created_on",
-                ("element_id", "element", "value", "sys_created_on", "sys_created_by"),
-            ):
-                context.comments.setdefault(row.get("element_id", ""), []).append(row)
-            for row in self.related(
-                "sys_audit",
-                f"documentkeyIN{listed}^fieldnameIN{','.join(history_fields)}"
-                "^ORDERBYsys_created_on",
-                ("documentkey", "fieldname", "oldvalue", "newvalue", "user", "sys_created_on"),
-            ):
-                context.audit.setdefault(row.get("documentkey", ""), []).append(row)
-            for row in self.related(
-                "task_sla", f"taskIN{listed}", ("task", "has_breached", "stage")
-            ):
-                context.sla.setdefault(row.get("task", ""), []).append(row)
-            instances = {
-                row["sys_id"]: row.get("trigger_id", "")
-                for row in self.related(
-                    "asmt_assessment_instance",
-                    f"trigger_idIN{listed}^state=complete",
-                    ("sys_id", "trigger_id"),
-                )
-                if row.get("sys_id")
-            }
-            for instance_chunk in _chunks(instances):
-                for row in self.related(
+            reads += [
+                _Read(
+                    Query(
+                        "sys_journal_field",
+                        f"element_idIN{listed}^elementINcomments,work_notes^ORDERBYsys_created_on",
+                        ("element_id", "element", "value", "sys_created_on", "sys_created_by"),
+                    ),
+                    _grouped(context.comments, "element_id"),
+                ),
+                _Read(
+                    Query(
+                        "sys_audit",
+                        f"documentkeyIN{listed}^fieldnameIN{','.join(history_fields)}"
+                        "^ORDERBYsys_created_on",
+                        (
+                            "documentkey",
+                            "fieldname",
+                            "oldvalue",
+                            "newvalue",
+                            "user",
+                            "sys_created_on",
+                        ),
+                    ),
+                    _grouped(context.audit, "documentkey"),
+                ),
+                _Read(
+                    Query(
+                        "task_sla",
+                        f"taskIN{listed}^ORDERBYplanned_end_time",
+                        ("task", "has_breached", "stage", "planned_end_time"),
+                    ),
+                    _grouped(context.sla, "task"),
+                ),
+                _Read(
+                    Query(
+                        "asmt_assessment_instance",
+                        f"trigger_idIN{listed}^state=complete",
+                        ("sys_id", "trigger_id"),
+                    ),
+                    take_instances,
+                ),
+            ]
+        reads += self._run_wide_reads()
+        for target, wanted in references.items():
+            reads += self._display_reads(target, wanted)
+        self.run(reads)
+
+        # Round 2: survey answers, the groups and people named in the history, comment authors.
+        def take_results(rows: list[dict[str, Any]]) -> None:
+            for row in rows:
+                value = _number(row.get("actual_value"))
+                owner = instances.get(str(row.get("instance", "")))
+                if owner and value is not None and 1 <= value <= 5:
+                    context.survey.setdefault(owner, []).append(value)
+
+        reads = [
+            _Read(
+                Query(
                     "asmt_metric_result",
-                    f"instanceIN{','.join(instance_chunk)}",
+                    f"instanceIN{','.join(chunk)}",
                     ("instance", "actual_value"),
-                ):
-                    value = _number(row.get("actual_value"))
-                    owner = instances.get(str(row.get("instance", "")))
-                    if owner and value is not None and 1 <= value <= 5:
-                        context.survey.setdefault(owner, []).append(value)
+                ),
+                take_results,
+            )
+            for chunk in _chunks(instances)
+        ]
+        later: dict[str, set[str]] = {}
+        for events in context.audit.values():
+            for event in events:
+                fname = str(event.get("fieldname", ""))
+                if fname in ("assignment_group", "assigned_to"):
+                    for value in (event.get("oldvalue"), event.get("newvalue")):
+                        if value:
+                            later.setdefault(KNOWN_REFERENCES[fname], set()).add(str(value))
+        for target, wanted in later.items():
+            reads += self._display_reads(target, wanted)
+        reads += self._login_reads(
+            {str(c.get("sys_created_by", "")) for rows in context.comments.values() for c in rows}
+        )
+        self.run(reads)
         return context
 
+    def _run_wide_reads(self) -> list[_Read]:
+        """Agents and choice labels, read with the first page of a run."""
+        reads = []
+        if self._agents is None:
+            reads.append(self._agents_read())
+        if self._choices is None:
+            reads.append(self._choices_read())
+        return reads
+
     # -- references ---------------------------------------------------------------------------
-    def resolve(self, table: str, ids: Iterable[str]) -> None:
-        """Fetch display rows for any ids of ``table`` not cached yet, in bulk."""
+    def _display_reads(self, table: str, ids: Iterable[str]) -> list[_Read]:
         cache = self._display.setdefault(table, {})
         missing = sorted({i for i in ids if i and i not in cache})
-        for chunk in _chunks(missing):
-            try:
-                rows = self.api.fetch_all(
+
+        def take(chunk: list[str]) -> Callable[[list[dict[str, Any]]], None]:
+            def store(rows: list[dict[str, Any]]) -> None:
+                for row in rows:
+                    cache[str(row.get("sys_id", ""))] = row
+                    if table == "sys_user" and row.get("user_name"):
+                        self._logins[str(row["user_name"])] = row
+                for sys_id in chunk:
+                    cache.setdefault(sys_id, {})  # unknown or hidden: shown as its sys_id
+
+            return store
+
+        return [
+            _Read(
+                Query(
                     table,
                     f"sys_idIN{','.join(chunk)}",
                     ("sys_id", "name", "number", "user_name", "preferred_language"),
-                )
-            except (Forbidden, MissingTable) as exc:
-                log.warning("cannot read display values from %s: %s", table, exc)
-                rows = []
-            for row in rows:
-                cache[row.get("sys_id", "")] = row
-                if table == "sys_user" and row.get("user_name"):
-                    self._logins[row["user_name"]] = row
-            for sys_id in chunk:
-                cache.setdefault(sys_id, {})
+                ),
+                take(chunk),
+            )
+            for chunk in _chunks(missing)
+        ]
+
+    def resolve(self, table: str, ids: Iterable[str]) -> None:
+        """Fetch display rows for any ids of ``table`` not cached yet, in bulk."""
+        self.run(self._display_reads(table, ids))
 
     def display(self, table: str, sys_id: str) -> str:
         if not sys_id:
@@ -616,60 +1121,76 @@ class _Context:
     def user(self, sys_id: str) -> dict[str, str]:
         return self._display.get("sys_user", {}).get(sys_id) or {}
 
-    def resolve_logins(self, logins: Iterable[str]) -> None:
+    def _login_reads(self, logins: Iterable[str]) -> list[_Read]:
         missing = sorted({u for u in logins if u and u not in self._logins})
-        for chunk in _chunks(missing):
-            try:
-                rows = self.api.fetch_all(
-                    "sys_user", f"user_nameIN{','.join(chunk)}", ("sys_id", "name", "user_name")
-                )
-            except (Forbidden, MissingTable) as exc:
-                log.warning("cannot read sys_user: %s", exc)
-                rows = []
-            for row in rows:
-                self._logins[row.get("user_name", "")] = row
-                self._display.setdefault("sys_user", {}).setdefault(row.get("sys_id", ""), row)
-            for login in chunk:
-                self._logins.setdefault(login, {})
+
+        def take(chunk: list[str]) -> Callable[[list[dict[str, Any]]], None]:
+            def store(rows: list[dict[str, Any]]) -> None:
+                for row in rows:
+                    self._logins[str(row.get("user_name", ""))] = row
+                    self._display.setdefault("sys_user", {}).setdefault(
+                        str(row.get("sys_id", "")), row
+                    )
+                for login in chunk:
+                    self._logins.setdefault(login, {})
+
+            return store
+
+        return [
+            _Read(
+                Query("sys_user", f"user_nameIN{','.join(chunk)}", ("sys_id", "name", "user_name")),
+                take(chunk),
+            )
+            for chunk in _chunks(missing)
+        ]
+
+    def resolve_logins(self, logins: Iterable[str]) -> None:
+        self.run(self._login_reads(logins))
 
     def login_name(self, login: str) -> str:
         return str((self._logins.get(login) or {}).get("name") or login)
 
+    def _agents_read(self) -> _Read:
+        def take(rows: list[dict[str, Any]]) -> None:
+            self._agents = {str(r["user.user_name"]) for r in rows if r.get("user.user_name")}
+
+        # Without group members, comment authors cannot be told apart from agents: the warning
+        # of ``run`` names the table, and the fix is read access to sys_user_grmember.
+        return _Read(Query("sys_user_grmember", "", ("user.user_name",)), take)
+
     def agents(self) -> set[str]:
         """User names of every member of any group: IT's agents. Fetched once per run."""
         if self._agents is None:
-            try:
-                rows = self.api.fetch_all("sys_user_grmember", "", ("user.user_name",))
-            except (Forbidden, MissingTable) as exc:
-                log.warning(
-                    "cannot read sys_user_grmember (%s); comment authors cannot be told apart "
-                    "from agents: grant the integration user read access to group members",
-                    exc,
-                )
-                rows = []
-            self._agents = {str(r.get("user.user_name")) for r in rows if r.get("user.user_name")}
+            self.run([self._agents_read()])
+            if self._agents is None:  # the table was already known to be unavailable
+                self._agents = set()
         return self._agents
 
-    def choice_labels(self) -> dict[tuple[str, str], dict[str, str]]:
-        """(table, element) → value → label for state and priority, read once per run."""
-        if self._choices is None:
-            self._choices = {}
-            try:
-                rows = self.api.fetch_all(
-                    "sys_choice",
-                    f"nameINtask,{','.join(self.tables)}^elementINstate,priority^inactive=false",
-                    ("name", "element", "value", "label", "language"),
-                )
-            except (Forbidden, MissingTable) as exc:
-                log.warning("cannot read sys_choice (%s); states stay as raw values", exc)
-                rows = []
+    def _choices_read(self) -> _Read:
+        def take(rows: list[dict[str, Any]]) -> None:
+            choices: dict[tuple[str, str], dict[str, str]] = {}
             for row in rows:
                 if row.get("language", "en") not in ("en", ""):
                     continue
                 key = (str(row.get("name", "")), str(row.get("element", "")))
-                self._choices.setdefault(key, {})[str(row.get("value", ""))] = str(
-                    row.get("label", "")
-                )
+                choices.setdefault(key, {})[str(row.get("value", ""))] = str(row.get("label", ""))
+            self._choices = choices
+
+        return _Read(
+            Query(
+                "sys_choice",
+                f"nameINtask,{','.join(self.tables)}^elementINstate,priority^inactive=false",
+                ("name", "element", "value", "label", "language"),
+            ),
+            take,
+        )
+
+    def choice_labels(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(table, element) → value → label for state and priority, read once per run."""
+        if self._choices is None:
+            self.run([self._choices_read()])
+            if self._choices is None:
+                self._choices = {}
         return self._choices
 
     def label(self, table: str, element: str, value: str) -> str:
@@ -862,7 +1383,9 @@ class _Writer:
             if 200 <= status < 300:
                 results.append(
                     WriteResult(
-                        pending.item_id, ok=True, fields=pending.logical,
+                        pending.item_id,
+                        ok=True,
+                        fields=pending.logical,
                         updated=_batch_updated(entry),
                     )
                 )
@@ -949,16 +1472,27 @@ class ServiceNowConnector(Connector):
         return list(dict.fromkeys(f for f in wanted if f))
 
     def pull(self, stream: str, since: datetime | None, until: datetime) -> Iterator[Page]:
-        """Pages of one table updated at or after ``since``, ascending by (sys_updated_on,
-        sys_id). Records updated after ``until`` are included: the engine caps the watermark.
-        ``until`` (the sync's start) marks a run: display-value caches last one run."""
+        """Pages of one table updated at or after ``since`` and up to ``until``'s second (the
+        sync's start), ascending by (sys_updated_on, sys_id).
+
+        The window ends where the run began, as the watermark does: a record updated later in
+        the run (our own writes included) falls after it and comes with the next run, instead
+        of coming back behind the cursor to be read and dropped again. The start's own second
+        is included, so an edit made just before the sync is not kept waiting. The window's
+        X-Total-Count, taken with the first page and carried as ``Page.total`` on every page,
+        is what the engine compares with the records it processed (ACLs hide records from it;
+        a record updated meanwhile moves out). ``until`` also marks a run: display-value
+        caches last one run.
+        """
         if until != self._run:
             self._run = until
             self._context = None
         table = self.settings.table(stream)
         fields = self.fields_for(table)
         paginator = KeysetPaginator(
-            page_size=self.settings.page_size, since=sn_datetime(since) if since else None
+            page_size=self.settings.page_size,
+            since=sn_datetime(since) if since else None,
+            until=sn_datetime(until),
         )
         first_total: int | None = None
         while True:
@@ -991,39 +1525,26 @@ class ServiceNowConnector(Connector):
                 return
 
     def build_items(self, table: TableSettings, records: list[dict[str, Any]]) -> list[Item]:
-        """Fetch the page's context in bulk and build its items."""
+        """Fetch the page's context in bulk (two rounds) and build its items."""
         wb = self.settings.writeback.fields
+        ctx = self.context
         ids = [str(r.get("sys_id")) for r in records if r.get("sys_id")]
         history_fields = [*HISTORY_FIELDS, *wb.values()]
-        page = self.context.page(ids, history_fields)
-        ctx = self.context
-        ctx.agents()
+        paths = {
+            table.requester_field,
+            table.customer_field,
+            "assignment_group",
+            "assigned_to",
+            "business_service",
+        }
+        targets = {path: ctx.reference_table(table.name, path) for path in paths}
         refs: dict[str, set[str]] = {}
-
-        def want(path: str, value: Any) -> None:
-            target = ctx.reference_table(table.name, path)
-            if target and value:
-                refs.setdefault(target, set()).add(str(value))
-
         for record in records:
-            for path in {
-                table.requester_field,
-                table.customer_field,
-                "assignment_group",
-                "assigned_to",
-                "business_service",
-            }:
-                want(path, record.get(path))
-        for events in page.audit.values():
-            for event in events:
-                if event.get("fieldname") in ("assignment_group", "assigned_to"):
-                    want(str(event["fieldname"]), event.get("oldvalue"))
-                    want(str(event["fieldname"]), event.get("newvalue"))
-        for target, ids_ in refs.items():
-            ctx.resolve(target, ids_)
-        ctx.resolve_logins(
-            {str(c.get("sys_created_by", "")) for rows in page.comments.values() for c in rows}
-        )
+            for path, target in targets.items():
+                value = record.get(path)
+                if target and value:
+                    refs.setdefault(target, set()).add(str(value))
+        page = ctx.page(ids, history_fields, refs)
         return [self._item(table, record, page) for record in records]
 
     def _item(self, table: TableSettings, raw: dict[str, Any], page: PageContext) -> Item:
@@ -1083,6 +1604,10 @@ class ServiceNowConnector(Connector):
         state = str(raw.get("state") or "")
         priority = str(raw.get("priority") or "")
         fields = {k: v for k, v in raw.items() if k not in _CONSUMED and k not in logical_of}
+        if slas:
+            # The SLA due first says where the item stands; rules may match on it.
+            fields["sla_stage"] = str(slas[0].get("stage") or "")
+            fields["sla_planned_end"] = str(slas[0].get("planned_end_time") or "")
         return Item(
             source=self.settings.name,
             platform=self.platform,
@@ -1143,6 +1668,77 @@ class ServiceNowConnector(Connector):
     # -- checking ---------------------------------------------------------------------------------
     def check(self) -> list[CheckProblem]:
         return _Checker(self).run()
+
+    # -- publishing the report --------------------------------------------------------------------
+    def publish_attachment(
+        self,
+        table: str,
+        sys_id: str,
+        path: Any,
+        file_name: str,
+        *,
+        content_type: str = "text/html",
+        comment: str | None = None,
+        comment_field: str = "work_notes",
+    ) -> dict[str, Any]:
+        """Attach the file at ``path`` to ``table``/``sys_id`` as ``file_name``, delete the
+        record's older attachments of that name, and (optionally) add ``comment`` to the
+        record's ``comment_field`` journal. Returns ``{"attachment": sys_id, "replaced": n}``.
+
+        Attachment API (ServiceNow docs, "Attachment API", Zurich):
+        ``POST /api/now/attachment/file?table_name=&table_sys_id=&file_name=`` with the raw
+        bytes and their Content-Type; ``GET /api/now/attachment?sysparm_query=...`` lists
+        sys_attachment records; ``DELETE /api/now/attachment/{sys_id}`` removes one. The calls
+        go through the client's own session (same HTTP policy, same request counter) as the
+        Batch API calls do: pysnow's Attachment helper reads a path and guesses the type with
+        python-magic, and its delete issues an extra GET first. Uploading before deleting
+        keeps the record from ever being without a report, and also removes a duplicate left
+        by an upload that was sent twice.
+        """
+        from pathlib import Path
+
+        api = self.api
+        data = Path(path).read_bytes()
+        what = f"attach {file_name} to {table}/{sys_id}"
+        try:
+            response = api.session.post(
+                f"{api.base_url}/api/now/attachment/file",
+                params={"table_name": table, "table_sys_id": sys_id, "file_name": file_name},
+                data=data,
+                headers={"Content-Type": content_type, "Accept": "application/json"},
+                timeout=api._timeout,
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"{self.settings.name}: {what}: {type(exc).__name__}") from None
+        if not response.ok:
+            raise error_for(response, f"{self.settings.name}: {what}")
+        new_id = str((response.json().get("result") or {}).get("sys_id") or "")
+
+        query = f"table_name={table}^table_sys_id={sys_id}^file_name={file_name}"
+        listed = api.session.get(
+            f"{api.base_url}/api/now/attachment",
+            params={"sysparm_query": query, "sysparm_fields": "sys_id,file_name"},
+            headers={"Accept": "application/json"},
+            timeout=api._timeout,
+        )
+        if not listed.ok:
+            raise error_for(listed, f"{self.settings.name}: list attachments of {table}/{sys_id}")
+        older = [
+            str(r.get("sys_id"))
+            for r in listed.json().get("result") or []
+            if r.get("file_name") == file_name and str(r.get("sys_id")) != new_id
+        ]
+        for old in older:
+            gone = api.session.delete(
+                f"{api.base_url}/api/now/attachment/{old}", timeout=api._timeout
+            )
+            if not gone.ok and gone.status_code != 404:  # 404: someone removed it already
+                raise error_for(gone, f"{self.settings.name}: delete attachment {old}")
+        if comment:
+            failed, _ = api.patch(table, sys_id, {comment_field: comment})
+            if failed is not None:
+                raise error_for(failed, f"{self.settings.name}: comment on {table}/{sys_id}")
+        return {"attachment": new_id, "replaced": len(older)}
 
 
 class _Checker:
@@ -1236,7 +1832,7 @@ class _Checker:
                 self.add(
                     f"field {column} on {row.get('name')} is {internal}, not {type_name}",
                     f"change {column} to {type_name}, or point writeback.fields.{logical} "
-                    f"at a {type_name} field",
+                    f"at {'an' if type_name[0] in 'AEIOU' else 'a'} {type_name} field",
                 )
                 continue
             if str(row.get("read_only")) == "true":

@@ -1,16 +1,19 @@
-"""Write the report files: two CSV tables and one self-contained HTML page.
+"""Write the report: one self-contained HTML page, CSV files, an XLSX workbook and JSON.
 
-The flow is one way: :mod:`momentos.report.tables` turns the enriched frame into small tables,
-:mod:`momentos.report.chart` draws two of them as SVG, and this module writes the CSV files and
-renders the Jinja2 template. The page loads nothing from anywhere (no CSS, script, font or image
-URL): it must open from a mail attachment or a file share, print well, and never leak that a
-report was opened. Ticket text reaches the page only through autoescaped template variables.
+The flow is one way: :mod:`momentos.report.tables` and :mod:`momentos.report.insights` turn the
+enriched items into small tables, :mod:`momentos.report.chart` draws some of them as SVG,
+:mod:`momentos.report.export` writes every table as CSV, as a workbook sheet and into the JSON
+document, and this module renders the Jinja2 template. The page loads nothing from anywhere (no
+CSS, script, font or image URL): it must open from a mail attachment or a file share, print
+well, and never leak that a report was opened. Ticket text reaches the page only through
+autoescaped template variables; the page has no script at all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,31 +24,41 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from momentos.report import chart, tables
+from momentos.progress import Tracker, progress
+from momentos.report import chart, export, insights, tables
 from momentos.report.labels import Words, words_for
 
 log = logging.getLogger(__name__)
 
 HTML_NAME = "report.html"
+XLSX_NAME = "report.xlsx"
+JSON_NAME = "report.json"
 CUSTOMER_MOMENT_NAME = "customer_moment.csv"
 AT_RISK_NAME = "at_risk.csv"
+#: Every table, in the order of the workbook's sheets and the JSON's ``tables``; each is also
+#: written as ``<name>.csv``.
+TABLE_NAMES: tuple[str, ...] = (
+    "customer_moment", "customers", "moment_indicators", "howto_themes", "services", "groups",
+    "pingpong", "at_risk", "watermelons", "survey_agreement", "weekly",
+)
 
 #: Rows of the at-risk list on the page; the CSV has them all.
 AT_RISK_ROWS = 200
+#: Watermelons listed on the page.
+WATERMELON_ROWS = 25
 #: Customers in the matrix; beyond this the page gets too long to scan, the CSV has them all.
 MATRIX_ROWS = 100
 #: Customers in the score chart: more bars than this are unreadable on a laptop screen.
 CHART_CUSTOMERS = 12
 #: Cells highlighted as needing attention first.
 WORST_CELLS = 3
+#: Services and groups shown in each ranking, and ping-pong pairs listed.
+RANKED_ROWS = 10
+PINGPONG_ROWS = 10
+#: Build steps reported to the progress tracker.
+_STEPS = 6
 
 _SAFE_SCHEMES = frozenset({"http", "https"})
-#: Leading characters that make a spreadsheet evaluate a CSV cell as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-#: CSV columns holding free text typed by people (ticket fields), neutralised against formulas.
-_FREE_TEXT = (
-    "customer", "title", "assignee", "assignment_group", "experience_reasons", "top_reasons",
-)
 
 _ENV = Environment(
     loader=PackageLoader("momentos.report", "templates"),
@@ -59,11 +72,18 @@ _ENV = Environment(
 
 @dataclass(frozen=True, slots=True)
 class ReportFiles:
-    """Paths of the files one report run wrote."""
+    """Paths of the files one report run wrote, and its headline figures."""
 
     html: Path
     customer_moment_csv: Path
     at_risk_csv: Path
+    xlsx: Path
+    json: Path
+    #: Every table's CSV file, by table name (:data:`TABLE_NAMES`).
+    csv: dict[str, Path]
+    #: The headline figures (period, items, mean score, trend, at risk, watermelons, survey
+    #: agreement), as in the JSON's ``summary``; used for the comment when publishing.
+    summary: dict[str, Any]
 
 
 def build_report(
@@ -74,63 +94,148 @@ def build_report(
     language: str = "en",
     title: str = "momentos report",
     levels: Mapping[str, float] | None = None,
+    period_days: float = tables.DEFAULT_PERIOD_DAYS,
+    until: datetime | None = None,
+    customers: Mapping[str, Iterable[str]] | None = None,
+    stall_days: Mapping[str, float] | None = None,
+    tracker: Tracker | None = None,
 ) -> ReportFiles:
-    """Write ``report.html``, ``customer_moment.csv`` and ``at_risk.csv`` into ``out_dir``.
+    """Write the report files into ``out_dir`` and return their paths.
 
     ``frame`` holds one enriched item per row (see :func:`momentos.report.tables.prepare` for
-    the columns read; missing ones are treated as empty). ``now`` dates the report and ages open
-    items. ``language`` is ``"en"`` or ``"es"`` and only changes the page's words: the CSV files
-    keep English codes and headers so scripts can read them in any locale. An empty frame still
-    produces all three files, the page saying there is no data. ``levels`` are the level
-    thresholds enrichment used (``good``/``fair``/``at_risk`` lower bounds; default: its
-    defaults), used to colour mean scores consistently with the items' own levels.
+    the columns read; missing ones are treated as empty). The report covers the ``period_days``
+    ending at ``until`` (default ``now``) and compares them with the same span before. ``now``
+    dates the report. ``language`` is ``"en"`` or ``"es"`` and only changes the page's words:
+    CSV, XLSX and JSON keep English codes and headers so scripts read them in any locale.
+    ``levels`` are the level thresholds enrichment used (``good``/``fair``/``at_risk`` lower
+    bounds), used to colour mean scores consistently with the items' own levels. ``customers``
+    maps a canonical customer name to the names it has on the platforms. ``stall_days`` is
+    enrichment's per-moment threshold for stalled work. An empty frame still produces every
+    file, the page saying there is no data. ``tracker`` receives one step per build stage;
+    without one, progress is shown by :func:`momentos.progress.progress`.
     """
     words = words_for(language)
     bands = tables.score_bands(levels)
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    period = tables.make_period(until or now, period_days)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    if tracker is None:
+        with progress("report", total=_STEPS, unit="steps") as own:
+            return _build(frame, out_dir, now, period, words, bands, title, customers,
+                          stall_days, own)
+    tracker.update(total=(tracker.total or 0) + _STEPS)
+    return _build(frame, out_dir, now, period, words, bands, title, customers, stall_days,
+                  tracker)
 
-    items = tables.prepare(frame, now)
-    cell_counts = tables.reason_counts(items, ["customer", "moment"])
-    cells = tables.customer_moment(items, cell_counts)
-    risky = tables.at_risk_items(items)
+
+def _build(
+    frame: pd.DataFrame,
+    out_dir: Path,
+    now: datetime,
+    period: tables.Period,
+    words: Words,
+    bands: dict[str, float],
+    title: str,
+    customers: Mapping[str, Iterable[str]] | None,
+    stall_days: Mapping[str, float] | None,
+    tracker: Tracker,
+) -> ReportFiles:
+    """The build itself, one tracker step per stage."""
+    items = tables.prepare(frame, now, period=period, customers=customers)
+    tracker.advance()
+
+    now_items = tables.current(items)
+    cell_counts = tables.reason_counts(now_items, ["customer", "moment"])
+    melons, melon_summary = insights.watermelons(items)
+    built: dict[str, pd.DataFrame] = {
+        "customer_moment": tables.customer_moment(items, cell_counts),
+        "customers": tables.customer_totals(items, cell_counts).rename_axis("customer")
+        .reset_index(),
+        "moment_indicators": insights.moment_indicators(items, stall_days),
+        "howto_themes": insights.howto_themes(items),
+        "services": tables.ranked(items, "service"),
+        "groups": tables.ranked(items, "assignment_group"),
+        "pingpong": insights.pingpong_pairs(items),
+        "at_risk": tables.at_risk_items(items),
+        "watermelons": melons,
+        "survey_agreement": insights.survey_agreement(items),
+        "weekly": insights.weekly_trends(items, period),
+    }
+    head = tables.headline(items)
+    summary = _summary(head, melon_summary, built["survey_agreement"], period, now)
+    tracker.advance()
 
     files = ReportFiles(
         html=out_dir / HTML_NAME,
         customer_moment_csv=out_dir / CUSTOMER_MOMENT_NAME,
         at_risk_csv=out_dir / AT_RISK_NAME,
+        xlsx=out_dir / XLSX_NAME,
+        json=out_dir / JSON_NAME,
+        csv={name: out_dir / f"{name}.csv" for name in TABLE_NAMES},
+        summary=summary,
     )
-    _write_csv(cells, files.customer_moment_csv)
-    _write_csv(risky, files.at_risk_csv)
+    for name in TABLE_NAMES:
+        export.write_csv(built[name], files.csv[name])
+    tracker.advance()
+    export.write_xlsx(built, summary, files.xlsx)
+    tracker.advance()
+    meta = {"format": "momentos-report/1", "title": title, "language": words.language}
+    export.write_json(built, summary, meta, files.json)
+    tracker.advance()
 
-    context = _context(
-        items, cells, cell_counts, risky, words, bands=bands, now=now, title=title
-    )
+    context = _context(items, now_items, built, cell_counts, head, summary, words,
+                       bands=bands, now=now, period=period, title=title)
     html = _ENV.get_template("report.html.j2").render(**context)
     files.html.write_text(html, encoding="utf-8")
-    log.info("report written", extra={"out_dir": str(out_dir), "items": len(items)})
+    tracker.advance()
+    log.info("report written", extra={"out_dir": str(out_dir), "items": len(now_items)})
     return files
 
 
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    """Write ``table`` as UTF-8 CSV with free-text cells made inert for spreadsheets."""
-    safe = table.copy()
-    for column in _FREE_TEXT:
-        if column in safe.columns:
-            safe[column] = _inert(safe[column])
-    safe.to_csv(path, index=False, float_format="%.1f", lineterminator="\n", encoding="utf-8")
+def _clean(value: Any) -> Any:
+    """NaN → None so the summary is valid JSON and reads as "unknown"."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
-def _inert(column: pd.Series) -> pd.Series:
-    """Text that a spreadsheet will not evaluate: a leading ``'`` before formula characters."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        categories = column.cat.categories.astype("string")
-        if not categories.str.startswith(_FORMULA_START).any():
-            return column  # the usual case, decided on the distinct values only
-    text = column.astype("string").fillna("")
-    # A leading apostrophe is how spreadsheets mark "text, not a formula".
-    return text.mask(text.str.startswith(_FORMULA_START), "'" + text)
+def _summary(
+    head: tables.Headline,
+    melons: Mapping[str, Any],
+    survey: pd.DataFrame,
+    period: tables.Period,
+    now: datetime,
+) -> dict[str, Any]:
+    """The headline figures, in English codes: the JSON ``summary`` and the workbook's sheet."""
+    overall = survey.loc[survey["moment"] == "all"].set_index("scope")
+
+    def rho(scope: str) -> float | None:
+        return _clean(float(overall.loc[scope, "spearman"])) if scope in overall.index else None
+
+    return {
+        "generated": now.astimezone(UTC).isoformat(timespec="seconds"),
+        "period_start": period.start.isoformat(),
+        "period_end": period.until.isoformat(),
+        "period_days": period.days,
+        "items": head.items,
+        "mean_score": _clean(None if head.mean_score is None else round(head.mean_score, 1)),
+        "at_risk": head.at_risk,
+        "at_risk_share": None if head.at_risk_share is None else round(head.at_risk_share, 3),
+        "previous_items": head.previous_items,
+        "previous_mean_score": (None if head.previous_mean_score is None
+                                else round(head.previous_mean_score, 1)),
+        "previous_at_risk_share": (None if head.previous_at_risk_share is None
+                                   else round(head.previous_at_risk_share, 3)),
+        "trend": head.trend,
+        "watermelons": head.watermelons,
+        "sla_met": melons["sla_met"],
+        "watermelon_share": melons["share"],
+        "survey_pairs": int(overall.loc["period", "pairs"]) if "period" in overall.index else 0,
+        "survey_spearman": rho("period"),
+        "survey_pairs_all": int(overall.loc["all", "pairs"]) if "all" in overall.index else 0,
+        "survey_spearman_all": rho("all"),
+    }
 
 
 def safe_href(url: str) -> str:
@@ -151,31 +256,42 @@ def safe_href(url: str) -> str:
 
 def _context(
     items: pd.DataFrame,
-    cells: pd.DataFrame,
+    now_items: pd.DataFrame,
+    built: dict[str, pd.DataFrame],
     cell_counts: pd.DataFrame,
-    risky: pd.DataFrame,
+    head: tables.Headline,
+    summary: dict[str, Any],
     words: Words,
     *,
     bands: dict[str, float],
     now: datetime,
+    period: tables.Period,
     title: str,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain Python values (no pandas in the template)."""
+    cells = built["customer_moment"]
+    end_day = (period.until - pd.Timedelta(microseconds=1)).date()
     context: dict[str, Any] = {
         "w": words,
         "t": words.text,
         "lang": words.language,
         "title": title,
         "generated": now.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "empty": items.empty,
-        "headline": tables.headline(items),
+        "period_text": words.text["period_line"].format(
+            start=words.day((period.start + pd.Timedelta(microseconds=1)).date()),
+            end=words.day(end_day), days=words.num(period.days),
+        ),
+        "empty": now_items.empty,
+        "headline": head,
+        "summary": summary,
+        "trend": _trend(head.trend, words),
         "bands": bands,
         "bands_level": lambda score: tables.level_for_score(score, bands),
-        "files": [CUSTOMER_MOMENT_NAME, AT_RISK_NAME],
+        "files": [HTML_NAME, XLSX_NAME, JSON_NAME, *(f"{n}.csv" for n in TABLE_NAMES)],
         "csv_cells": CUSTOMER_MOMENT_NAME,
         "csv_risk": AT_RISK_NAME,
     }
-    if items.empty:
+    if now_items.empty:
         return context
 
     # Keep all three moments as columns even if one has no items: an empty Innovation column
@@ -183,7 +299,7 @@ def _context(
     # adds categories for values that occur, so extras are never empty columns.
     moments = list(items["moment"].cat.categories)
 
-    totals = tables.customer_totals(items, cell_counts)
+    totals = built["customers"].set_index("customer")
     totals = totals.assign(
         _last=totals.index == tables.NO_CUSTOMER, _name=totals.index
     ).sort_values(
@@ -200,9 +316,9 @@ def _context(
         total = totals.loc[customer]
         rows.append({
             "customer": _customer_label(customer, words),
-            "total": _cell(total.to_dict(), bands, worst=False),
+            "total": _cell(total.to_dict(), bands, words, worst=False),
             "cells": {
-                m: _cell(lookup[(customer, m)], bands, worst=(customer, m) in worst)
+                m: _cell(lookup[(customer, m)], bands, words, worst=(customer, m) in worst)
                 if (customer, m) in lookup else None
                 for m in moments
             },
@@ -214,7 +330,7 @@ def _context(
         attention.append({
             "customer": _customer_label(customer, words),
             "moment": moment,
-            **_cell(record, bands, worst=True),
+            **_cell(record, bands, words, worst=True),
         })
 
     # The chart draws display names, so the "(no customer)" bucket is translated first.
@@ -230,27 +346,64 @@ def _context(
         words,
         bands,
     )
-    levels_svg = chart.levels_chart(tables.level_distribution(items), words)
+    levels_svg = chart.levels_chart(tables.level_distribution(now_items), words)
+    weekly_svg = chart.weekly_chart(built["weekly"], words, bands)
 
+    melon_summary = summary
+    pingpong = built["pingpong"]
     context.update({
         "moments": moments,
         "matrix": rows,
         "matrix_total": len(customers),
         "attention": attention,
-        "chart_scores": Markup(scores_svg),  # generated by matplotlib, text drawn as paths
+        # Generated by matplotlib from our own figures; text is drawn as paths, so no ticket
+        # text is ever markup inside them.
+        "chart_scores": Markup(scores_svg),
         "chart_levels": Markup(levels_svg),
+        "chart_weekly": Markup(weekly_svg),
         "chart_capped": len(customers) > CHART_CUSTOMERS,
         "chart_customers": len(chart_customers),
-        "groups": _attention_rows(
-            tables.group_attention(items, "assignment_group"), "assignment_group", words, bands
+        "indicators": _indicator_rows(built["moment_indicators"], words),
+        "howto": [
+            {"service": r["service"] or words.text["unassigned"], "items": int(r["howto_items"]),
+             "share": float(r["share"]), "themes": [t for t in r["themes"].split("; ") if t],
+             "example": r["example"]}
+            for r in built["howto_themes"].to_dict("records")
+        ],
+        "services": _ranked_rows(built["services"].head(RANKED_ROWS), words, bands),
+        "groups": _ranked_rows(built["groups"].head(RANKED_ROWS), words, bands),
+        "services_total": len(built["services"]),
+        "groups_total": len(built["groups"]),
+        "min_ranked": tables.MIN_RANKED_ITEMS,
+        "pingpong": [
+            {"a": r["group_a"], "b": r["group_b"], "items": int(r["items"]),
+             "mean": _clean(r["mean_score"]),
+             "level": tables.level_for_score(_clean(r["mean_score"]), bands)}
+            for r in pingpong.head(PINGPONG_ROWS).to_dict("records")
+        ],
+        "pingpong_from_reasons": bool(len(pingpong)) and bool(
+            (pingpong["basis"] == "reasons").any()
         ),
-        "services": _attention_rows(
-            tables.group_attention(items, "service"), "service", words, bands
-        ),
-        "at_risk": _risk_rows(risky.head(AT_RISK_ROWS), words),
-        "at_risk_total": len(risky),
+        "melons": _risk_rows(built["watermelons"].head(WATERMELON_ROWS), words),
+        "melon": melon_summary,
+        "melon_sla_known": int(now_items["sig_sla_breached"].notna().sum()),
+        "survey": _survey_lines(built["survey_agreement"], words),
+        "at_risk": _risk_rows(built["at_risk"].head(AT_RISK_ROWS), words),
+        "at_risk_total": len(built["at_risk"]),
     })
     return context
+
+
+def _trend(delta: float | None, words: Words) -> dict[str, str]:
+    """Arrow, signed change and its meaning in words, for a change in mean score."""
+    direction = tables.trend_direction(delta)
+    arrow = {"up": "\u25b2", "down": "\u25bc", "flat": "\u25b6"}.get(direction, "")
+    return {
+        "dir": direction,
+        "arrow": arrow,
+        "delta": words.signed(delta),
+        "meaning": words.text[f"trend_{direction}"] if direction else words.text["new_in_period"],
+    }
 
 
 def _customer_label(customer: str, words: Words) -> str:
@@ -270,10 +423,13 @@ def _worst_cells(cells: pd.DataFrame) -> list[tuple[str, str]]:
     return [(r.customer, r.moment) for r in candidates.head(WORST_CELLS).itertuples()]
 
 
-def _cell(record: dict[str, Any], bands: dict[str, float], *, worst: bool) -> dict[str, Any]:
-    """One matrix cell: figures, the level its mean falls in, and its first reason."""
-    mean = record.get("mean_score")
-    mean = None if mean is None or pd.isna(mean) else float(mean)
+def _cell(
+    record: dict[str, Any], bands: dict[str, float], words: Words, *, worst: bool
+) -> dict[str, Any]:
+    """One matrix cell: figures, the level its mean falls in, trend and its first reasons."""
+    mean = _clean(record.get("mean_score"))
+    mean = None if mean is None else float(mean)
+    trend = _clean(record.get("trend"))
     reasons = [r for r in str(record.get("top_reasons") or "").split("; ") if r]
     return {
         "items": int(record["items"]),
@@ -282,30 +438,100 @@ def _cell(record: dict[str, Any], bands: dict[str, float], *, worst: bool) -> di
         "at_risk": int(record["at_risk"]),
         "reasons": reasons,
         "worst": worst,
+        "previous_items": int(record.get("previous_items") or 0),
+        "trend": _trend(None if trend is None else float(trend), words),
     }
 
 
-def _attention_rows(
-    table: pd.DataFrame, column: str, words: Words, bands: dict[str, float]
+def _format(value: float | None, unit: str, words: Words) -> str:
+    """An indicator value in its unit, in the page's language."""
+    if value is None or math.isnan(value):
+        return ""
+    if unit == "share":
+        return words.pct(value)
+    if unit == "count":
+        return words.num(value)
+    if unit == "hours":
+        return words.text["unit_hours"].format(v=words.num(value) if value >= 100
+                                               else words.dec(value))
+    if unit == "days":
+        return words.text["unit_days"].format(v=words.dec(value))
+    return words.text["unit_people"].format(v=words.dec(value))
+
+
+def _indicator_rows(table: pd.DataFrame, words: Words) -> dict[str, list[dict[str, Any]]]:
+    """The per-moment indicators for the page, grouped by moment."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in table.to_dict("records"):
+        value, previous = _clean(r["value"]), _clean(r["previous_value"])
+        detail = ""
+        if r["unit"] in ("share", "count") and r["measured"]:
+            detail = words.text["of_items"].format(count=words.num(r["count"]),
+                                                   measured=words.num(r["measured"]))
+        out.setdefault(r["moment"], []).append({
+            "label": words.text[f"ind_{r['indicator']}"],
+            "available": bool(r["available"]),
+            "value": _format(value, r["unit"], words) if value is not None else "\u2013",
+            "previous": _format(previous, r["unit"], words),
+            "detail": detail,
+        })
+    return out
+
+
+def _ranked_rows(
+    table: pd.DataFrame, words: Words, bands: dict[str, float]
 ) -> list[dict[str, Any]]:
-    """Rows of the "where to act" tables (assignment groups, services)."""
+    """Rows of the service and group rankings."""
     rows = []
     for record in table.to_dict("records"):
-        mean = record["mean_score"]
+        mean = _clean(record["mean_score"])
+        trend = _clean(record["trend"])
         rows.append({
-            "name": record[column] or words.text["unassigned"],
+            "rank": int(record["rank"]),
+            "name": record["name"] or words.text["unassigned"],
             "items": int(record["items"]),
+            "few": int(record["items"]) < tables.MIN_RANKED_ITEMS,
             "at_risk": int(record["at_risk"]),
-            "share": float(record["share"]),
-            "mean": None if pd.isna(mean) else float(mean),
-            "level": tables.level_for_score(None if pd.isna(mean) else float(mean), bands),
+            "share": float(record["at_risk_share"]),
+            "mean": None if mean is None else float(mean),
+            "level": tables.level_for_score(None if mean is None else float(mean), bands),
+            "trend": _trend(None if trend is None else float(trend), words),
             "reasons": [r for r in str(record["top_reasons"]).split("; ") if r],
         })
     return rows
 
 
+def _survey_lines(table: pd.DataFrame, words: Words) -> list[dict[str, str]]:
+    """One sentence per scope (this period, all items) on score/survey agreement."""
+    lines = []
+    for scope in ("period", "all"):
+        row = table.loc[(table["scope"] == scope) & (table["moment"] == "all")]
+        if row.empty:
+            continue
+        pairs = int(row["pairs"].iloc[0])
+        rho = _clean(float(row["spearman"].iloc[0]))
+        scope_words = words.text[f"survey_scope_{scope}"]
+        if rho is None:
+            lines.append({"text": words.text["survey_few"].format(
+                n=words.num(pairs), min=words.num(insights.MIN_SURVEY_PAIRS), scope=scope_words
+            ), "verdict": "", "level": ""})
+            continue
+        verdict, level = (
+            ("survey_good", "good") if rho >= 0.5 else
+            ("survey_fair", "fair") if rho >= 0.2 else ("survey_poor", "poor")
+        )
+        lines.append({
+            "text": words.text["survey_line"].format(
+                rho=words.dec(rho, 2), n=words.num(pairs), scope=scope_words
+            ),
+            "verdict": words.text[verdict],
+            "level": level,
+        })
+    return lines
+
+
 def _risk_rows(risky: pd.DataFrame, words: Words) -> list[dict[str, Any]]:
-    """Rows of the at-risk list; each link is checked by :func:`safe_href`."""
+    """Rows of the at-risk and watermelon lists; each link is checked by :func:`safe_href`."""
     rows = []
     for record in risky.to_dict("records"):
         score = record["experience_score"]

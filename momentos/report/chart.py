@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
+from datetime import date
 
 import matplotlib as mpl
 import numpy as np
@@ -148,5 +149,41 @@ def levels_chart(distribution: pd.DataFrame, words: Words) -> str:
         ax.tick_params(axis="y", length=0)
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(LEVELS),
                   frameon=False)
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def weekly_chart(weekly: pd.DataFrame, words: Words, bands: Mapping[str, float]) -> str:
+    """Two panels over the same weeks: mean score per moment (lines), items opened (bars).
+
+    ``weekly`` is :func:`momentos.report.insights.weekly_trends`: one row per week x moment,
+    oldest week first. Weeks without items leave a gap in the line rather than a fake zero.
+    """
+    weeks = list(dict.fromkeys(weekly["week_start"]))
+    moments = [m for m in MOMENT_COLOURS if m in set(weekly["moment"])]
+    x = np.arange(len(weeks))
+    labels = [words.short_day(date.fromisoformat(w)) for w in weeks]
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(7.2, 4.4))
+        FigureCanvasAgg(fig)
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+        bounds = [100.0, bands["good"], bands["fair"], bands["at_risk"], 0.0]
+        for level, high, low in zip(("good", "fair", "at_risk", "poor"), bounds, bounds[1:]):
+            top.axhspan(low, high, color=LEVEL_ZONES[level], zorder=0, linewidth=0)
+        width = 0.8 / max(len(moments), 1)
+        for i, moment in enumerate(moments):
+            rows = weekly.loc[weekly["moment"] == moment].set_index("week_start").reindex(weeks)
+            colour = MOMENT_COLOURS.get(moment, _OTHER_COLOUR)
+            top.plot(x, rows["mean_score"].to_numpy(dtype=float), marker="o", markersize=3.5,
+                     linewidth=1.8, color=colour, label=words.moment(moment), zorder=2)
+            bottom.bar(x - 0.4 + width * (i + 0.5), rows["items"].to_numpy(dtype=float),
+                       width=width * 0.92, color=colour, zorder=2)
+        top.set_ylim(0, 100)
+        top.set_yticks([0, *sorted(bands.values()), 100])
+        top.set_title(words.text["chart_weekly_score"], loc="left", fontsize=10)
+        bottom.set_title(words.text["chart_weekly_volume"], loc="left", fontsize=10)
+        bottom.set_xticks(x, labels, rotation=0, fontsize=8)
+        top.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=max(len(moments), 1),
+                   frameon=False)
         fig.tight_layout()
         return _svg(fig)

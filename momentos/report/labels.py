@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 
 LANGUAGES: tuple[str, ...] = ("en", "es")
 
@@ -89,6 +90,83 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "files": "Files next to this report",
         "no_customer": "(no customer)",
+        "period": "Period",
+        "period_line": "{start} \u2013 {end} ({days} days), compared with the {days} days before",
+        "previous": "previous period",
+        "vs_previous": "before: {value}",
+        "new_in_period": "new",
+        "trend_up": "better than the previous period",
+        "trend_down": "worse than the previous period",
+        "trend_flat": "about the same as the previous period",
+        "watermelons": "Watermelons",
+        "watermelons_kpi": "watermelons: SLA met, experience poor",
+        "watermelons_note": (
+            "Green outside, red inside: the SLA was met but the requester lived it badly. "
+            "{n} of {met} items with the SLA met ({share})."
+        ),
+        "watermelons_none": "No watermelons: every item with the SLA met was lived well enough.",
+        "watermelons_no_sla": "Not available: the items carry no SLA information.",
+        "survey": "Does the score agree with the surveys?",
+        "survey_line": (
+            "Spearman rank correlation between the experience score and the survey answer: "
+            "{rho} over {n} surveyed items ({scope})."
+        ),
+        "survey_scope_period": "this period",
+        "survey_scope_all": "all the data",
+        "survey_good": "The score and the surveys agree well.",
+        "survey_fair": "The score and the surveys partly agree.",
+        "survey_poor": "The score and the surveys hardly agree: review the weights in the config.",
+        "survey_few": (
+            "Not enough survey answers to compare in {scope} ({n}; at least {min} are needed)."
+        ),
+        "howto_example": "Latest question",
+        "vs_previous_short": "vs previous period",
+        "watermelons_short": "watermelons (SLA met, experience poor)",
+        "attached": "Full report attached",
+        "moments_view": "What each moment is telling us",
+        "moments_view_note": (
+            "The new view of each moment: learn how users really use the systems, keep change "
+            "simple and adopted, co-create with the business. Figures of this period; "
+            "the previous period in grey."
+        ),
+        "not_available": "not available: no item carries this signal",
+        "ind_howto_share": "How-to questions (users struggling to use a system)",
+        "ind_chased_share": "Requesters who chased for status",
+        "ind_lost_hours": "Working hours lost by users",
+        "ind_lost_hours_per_item": "Hours lost per item",
+        "ind_changes_with_incidents": "Changes followed by incidents",
+        "ind_failed_changes": "Failed or backed-out changes",
+        "ind_lead_time_days": "Lead time, creation to resolution (median)",
+        "ind_business_participants": "Business people taking part (median per item)",
+        "ind_business_share": "Comments written by the business",
+        "ind_stalled": "Initiatives stalled (no activity)",
+        "unit_days": "{v} days",
+        "unit_hours": "{v} h",
+        "unit_people": "{v}",
+        "of_items": "{count} of {measured}",
+        "howto_themes": "How-to themes by service",
+        "howto_none": "No how-to questions in this period.",
+        "howto_items": "How-to",
+        "themes": "Themes",
+        "ranked": "Services and groups, worst experience first",
+        "ranked_note": (
+            "Ranked by mean score in this period; fewer than {min} items are ranked last. "
+            "The arrow compares with the previous period. All are in {files}."
+        ),
+        "rank": "#",
+        "trend": "Trend",
+        "pingpong": "Reassignment ping-pong between groups",
+        "pingpong_note": "Pairs of groups that passed items back and forth in this period.",
+        "pingpong_none": "No ping-pong between groups in this period.",
+        "pingpong_basis_reasons": (
+            "Pairs read from the items' reasons; the order of the moves is not stored."
+        ),
+        "group_pair": "Groups",
+        "weekly": "Weekly trends per moment",
+        "weekly_note": "Items opened each week (bars) and their mean score (lines).",
+        "chart_weekly_score": "Mean score",
+        "chart_weekly_volume": "Items opened",
+        "few_items": "few items",
     },
     "es": {
         "generated": "Generado",
@@ -176,6 +254,85 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "files": "Ficheros junto a este informe",
         "no_customer": "(sin cliente)",
+        "period": "Periodo",
+        "period_line": "{start} \u2013 {end} ({days} días), comparado con los {days} días anteriores",
+        "previous": "periodo anterior",
+        "vs_previous": "antes: {value}",
+        "new_in_period": "nuevo",
+        "trend_up": "mejor que el periodo anterior",
+        "trend_down": "peor que el periodo anterior",
+        "trend_flat": "parecido al periodo anterior",
+        "watermelons": "Sandías",
+        "watermelons_kpi": "sandías: SLA cumplido, mala experiencia",
+        "watermelons_note": (
+            "Verdes por fuera, rojas por dentro: se cumplió el SLA pero el solicitante lo vivió "
+            "mal. {n} de {met} elementos con el SLA cumplido ({share})."
+        ),
+        "watermelons_none": "No hay sandías: todo lo que cumplió el SLA se vivió bien.",
+        "watermelons_no_sla": "No disponible: los elementos no traen información de SLA.",
+        "survey": "¿Coincide la puntuación con las encuestas?",
+        "survey_line": (
+            "Correlación de rangos de Spearman entre la puntuación de experiencia y la "
+            "respuesta a la encuesta: {rho} en {n} elementos encuestados ({scope})."
+        ),
+        "survey_scope_period": "este periodo",
+        "survey_scope_all": "todos los datos",
+        "survey_good": "La puntuación y las encuestas coinciden bien.",
+        "survey_fair": "La puntuación y las encuestas coinciden en parte.",
+        "survey_poor": (
+            "La puntuación y las encuestas apenas coinciden: revise los pesos de la configuración."
+        ),
+        "survey_few": (
+            "No hay suficientes encuestas para comparar en {scope} ({n}; hacen falta {min})."
+        ),
+        "howto_example": "Última consulta",
+        "vs_previous_short": "frente al periodo anterior",
+        "watermelons_short": "sandías (SLA cumplido, mala experiencia)",
+        "attached": "Informe completo adjunto",
+        "moments_view": "Lo que nos dice cada momento",
+        "moments_view_note": (
+            "La nueva visión de cada momento: aprender cómo usan de verdad los sistemas, "
+            "cambios sencillos y adoptados, co-crear con el negocio. Cifras de este periodo; "
+            "en gris, el periodo anterior."
+        ),
+        "not_available": "no disponible: ningún elemento trae esta señal",
+        "ind_howto_share": "Consultas de uso (usuarios con dificultades para usar un sistema)",
+        "ind_chased_share": "Solicitantes que preguntaron por el estado",
+        "ind_lost_hours": "Horas de trabajo perdidas por los usuarios",
+        "ind_lost_hours_per_item": "Horas perdidas por elemento",
+        "ind_changes_with_incidents": "Cambios seguidos de incidencias",
+        "ind_failed_changes": "Cambios fallidos o revertidos",
+        "ind_lead_time_days": "Plazo de entrega, de la creación a la resolución (mediana)",
+        "ind_business_participants": "Personas de negocio que participan (mediana por elemento)",
+        "ind_business_share": "Comentarios escritos por el negocio",
+        "ind_stalled": "Iniciativas paradas (sin actividad)",
+        "unit_days": "{v} días",
+        "unit_hours": "{v} h",
+        "unit_people": "{v}",
+        "of_items": "{count} de {measured}",
+        "howto_themes": "Temas de las consultas de uso por servicio",
+        "howto_none": "No hay consultas de uso en este periodo.",
+        "howto_items": "Consultas",
+        "themes": "Temas",
+        "ranked": "Servicios y grupos, peor experiencia primero",
+        "ranked_note": (
+            "Ordenados por puntuación media del periodo; con menos de {min} elementos van al "
+            "final. La flecha compara con el periodo anterior. Todos están en {files}."
+        ),
+        "rank": "#",
+        "trend": "Tendencia",
+        "pingpong": "Ping-pong de reasignaciones entre grupos",
+        "pingpong_note": "Parejas de grupos que se pasaron elementos de uno a otro en este periodo.",
+        "pingpong_none": "No hubo ping-pong entre grupos en este periodo.",
+        "pingpong_basis_reasons": (
+            "Parejas leídas de los motivos de los elementos; el orden de los pasos no se guarda."
+        ),
+        "group_pair": "Grupos",
+        "weekly": "Tendencias semanales por momento",
+        "weekly_note": "Elementos abiertos cada semana (barras) y su puntuación media (líneas).",
+        "chart_weekly_score": "Puntuación media",
+        "chart_weekly_volume": "Elementos abiertos",
+        "few_items": "pocos elementos",
     },
 }
 
@@ -184,6 +341,11 @@ MOMENT_LABELS: dict[str, dict[str, str]] = {
            "(no moment)": "(no moment)"},
     "es": {"operation": "Operación", "evolution": "Evolución", "innovation": "Innovación",
            "(no moment)": "(sin momento)"},
+}
+
+MONTHS: dict[str, tuple[str, ...]] = {
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+    "es": ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"),
 }
 
 LEVEL_LABELS: dict[str, dict[str, str]] = {
@@ -208,6 +370,25 @@ class Words:
     def level(self, code: str) -> str:
         """Display name of a level code; unknown codes are shown as they are."""
         return self.levels.get(code, code)
+
+    def day(self, value: date) -> str:
+        """A date as the language writes it: ``12 Oct 2026`` / ``12 oct 2026``."""
+        return f"{value.day} {MONTHS[self.language][value.month - 1]} {value.year}"
+
+    def short_day(self, value: date) -> str:
+        """A date without the year, for chart axes: ``12 Oct``."""
+        return f"{value.day} {MONTHS[self.language][value.month - 1]}"
+
+    def signed(self, value: float | None) -> str:
+        """A change with its sign: ``+3.2``, ``\u22124.0`` (true minus sign), ``0.0``."""
+        if _missing(value):
+            return ""
+        text = self.dec(abs(value))
+        if round(value, 1) > 0:
+            return "+" + text
+        if round(value, 1) < 0:
+            return "\u2212" + text
+        return text
 
     def num(self, value: float | None) -> str:
         """A whole number with the language's thousands separator; empty when missing."""

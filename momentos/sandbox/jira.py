@@ -423,6 +423,10 @@ class JiraSandbox(SandboxApp):
             Rule("/rest/api/<ver>/issue/<key>", endpoint="delete_issue", methods=["DELETE"]),
             Rule("/rest/api/<ver>/issue/<key>/comment", endpoint="get_comments", methods=["GET"]),
             Rule("/rest/api/<ver>/issue/<key>/comment", endpoint="add_comment", methods=["POST"]),
+            Rule("/rest/api/<ver>/issue/<key>/attachments", endpoint="add_attachments", methods=["POST"]),
+            Rule("/rest/api/<ver>/attachment/<att_id>", endpoint="get_attachment", methods=["GET"]),
+            Rule("/rest/api/<ver>/attachment/<att_id>", endpoint="delete_attachment", methods=["DELETE"]),
+            Rule("/secure/attachment/<att_id>/<filename>", endpoint="attachment_content", methods=["GET"]),
             Rule("/rest/api/<ver>/issue/<key>/changelog", endpoint="get_changelog", methods=["GET"]),
             Rule("/rest/api/<ver>/issue/<key>/editmeta", endpoint="edit_meta", methods=["GET"]),
             Rule("/rest/api/<ver>/changelog/bulkfetch", endpoint="bulk_changelog", methods=["POST"]),
@@ -1499,7 +1503,8 @@ class JiraSandbox(SandboxApp):
             issue = self._find_issue(key)
             fields = self._wanted_fields(request.args.getlist("fields") or None, "*all")
             expand = {e.strip() for spec in request.args.getlist("expand") for e in spec.split(",")}
-            return self.json(self._issue_json(issue, fields, expand, v, tz, search=False))
+            body = self._issue_json(issue, fields, expand, v, tz, search=False)
+            return self.json(self._with_attachment_field(request, issue, body, v, tz))
 
     def get_comments(self, request: Request, ver: str, key: str) -> Response:
         v = self._api(ver)
@@ -1947,6 +1952,89 @@ class JiraSandbox(SandboxApp):
             "size": len(page), "start": start, "limit": limit, "isLastPage": start + limit >= len(orgs),
             "values": [{"id": self.org_ids[o.id], "name": o.name} for o in page],
         })
+
+    # --- attachments ------------------------------------------------------------------------------
+    # POST /rest/api/{2,3}/issue/{key}/attachments (multipart, part "file", X-Atlassian-Token:
+    # no-check), GET/DELETE /rest/api/{2,3}/attachment/{id}, the issue's "attachment" field.
+    @property
+    def attachments(self) -> dict[str, dict[str, Any]]:
+        """Attachments by id (with their bytes under ``_data`` and issue key under ``_issue``)."""
+        return self.__dict__.setdefault("_attachment_store", {})
+
+    def _attachment_json(self, record: dict[str, Any], v: str, tz: ZoneInfo) -> dict[str, Any]:
+        return {
+            "self": f"{self.base_url}/rest/api/{v}/attachment/{record['id']}",
+            "id": record["id"], "filename": record["filename"],
+            "author": self._user_json(record["_author"], v),
+            "created": self._ts(record["_created_ms"], tz), "size": len(record["_data"]),
+            "mimeType": record["mimeType"],
+            "content": f"{self.base_url}/secure/attachment/{record['id']}/{record['filename']}",
+        }
+
+    def _with_attachment_field(
+        self, request: Request, issue: _Issue, body: dict[str, Any], v: str, tz: ZoneInfo
+    ) -> dict[str, Any]:
+        """Add the ``attachment`` field when the request asks for it (or for all fields)."""
+        asked = {t.strip() for spec in request.args.getlist("fields") for t in spec.split(",")}
+        if asked and not asked & {"attachment", "*all"}:
+            return body
+        found = [r for r in self.attachments.values() if r["_issue"] == issue.key]
+        found.sort(key=lambda r: int(r["id"]))
+        body.setdefault("fields", {})["attachment"] = [
+            self._attachment_json(r, v, tz) for r in found
+        ]
+        return body
+
+    def add_attachments(self, request: Request, ver: str, key: str) -> Response:
+        v = self._api(ver)
+        if request.headers.get("X-Atlassian-Token", "").lower() != "no-check":
+            return self.error(403, "XSRF check failed")
+        uploads = request.files.getlist("file")
+        if not uploads:
+            raise _BadRequest(["The multipart/form-data parameter must be named 'file'."])
+        me = self._me(request)
+        tz = self._tz(request)
+        with self.lock:
+            issue = self._find_issue(key)
+            created = []
+            for upload in uploads:
+                data = upload.read()
+                att_id = str(10000 + len(self.__dict__.setdefault("_attachment_ids", [])))
+                self.__dict__["_attachment_ids"].append(att_id)
+                record = {
+                    "id": att_id, "filename": upload.filename or "attachment",
+                    "mimeType": upload.mimetype or "application/octet-stream",
+                    "_data": data, "_issue": issue.key, "_author": me,
+                    "_created_ms": _ms(self.clock()),
+                }
+                self.attachments[att_id] = record
+                self.count_write(f"{issue.project}/{issue.key}")
+                created.append(self._attachment_json(record, v, tz))
+            return self.json(created)
+
+    def get_attachment(self, request: Request, ver: str, att_id: str) -> Response:
+        v = self._api(ver)
+        with self.lock:
+            record = self.attachments.get(att_id)
+            if record is None:
+                raise NotFound(f"The attachment with id '{att_id}' does not exist")
+            return self.json(self._attachment_json(record, v, self._tz(request)))
+
+    def delete_attachment(self, request: Request, ver: str, att_id: str) -> Response:
+        with self.lock:
+            record = self.attachments.pop(att_id, None)
+            if record is None:
+                raise NotFound(f"The attachment with id '{att_id}' does not exist")
+            issue = self._find_issue(record["_issue"])
+            self.count_write(f"{issue.project}/{issue.key}")
+            return Response(status=204)
+
+    def attachment_content(self, request: Request, att_id: str, filename: str) -> Response:
+        with self.lock:
+            record = self.attachments.get(att_id)
+            if record is None:
+                raise NotFound("no such attachment")
+            return Response(record["_data"], mimetype=record["mimeType"])
 
 
 # --- JQL tables --------------------------------------------------------------------------------------

@@ -19,6 +19,18 @@ What it reproduces, and where the behaviour comes from (ServiceNow's own API ref
   ServiceNow.Api issue 16); 400 ``Invalid table <name>`` with ``detail: null`` (observed bodies
   quoted in several public ServiceNow clients); 403 ``Operation Failed`` / ``ACL Exception
   Update Failed due to security constraints`` (Azure ITSM connector troubleshooting docs).
+* The Batch API runs GETs too (its documented cURL example batches two GETs), answering each
+  with its status, Base64 body and headers (``X-Total-Count`` included) unless
+  ``exclude_response_headers``; requests past ``batch_limit`` are left unserviced.
+* Inbound REST rate limiting per user (``rate_limit_per_hour``): ``X-RateLimit-Limit``,
+  ``X-RateLimit-Reset`` (Unix time), ``X-RateLimit-Rule`` on every answer, and 429 ``Rate limit
+  exceeded`` with ``Retry-After`` (``inbound-REST-API-rate-limiting.md``).
+* OAuth 2.0: ``POST /oauth_token.do`` with the password and refresh-token grants of one
+  application registry entry (``oauth_client_id``/``oauth_client_secret``); access tokens
+  expire after ``oauth_token_ttl_s`` and are then answered with 401.
+* The tables of the connector's default set: besides the world's six, ``rm_enhancement`` (the
+  world's changes titled like an enhancement) and ``pm_project_task`` (a deterministic share of
+  its projects, each under another project of the same customer); see ``_place``.
 
 Storage is built for 100k items: each table keeps its rows as sparse dicts of strings keyed by
 sys_id, task tables keep a list sorted by ``(sys_updated_on, sys_id)`` that is bisected for
@@ -34,7 +46,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import re
+import secrets
 import time
 import uuid
 from collections import OrderedDict
@@ -69,7 +83,9 @@ TASK_TABLES: tuple[str, ...] = (
     "sc_req_item",
     "problem",
     "change_request",
+    "rm_enhancement",
     "pm_project",
+    "pm_project_task",
     "dmn_demand",
 )
 NUMBER_PREFIX: dict[str, str] = {
@@ -77,10 +93,14 @@ NUMBER_PREFIX: dict[str, str] = {
     "sc_req_item": "RITM",
     "problem": "PRB",
     "change_request": "CHG",
+    "rm_enhancement": "ENHC",
     "pm_project": "PRJ",
+    "pm_project_task": "PRJTASK",
     "dmn_demand": "DMND",
     "asmt_assessment_instance": "AINST",
 }
+#: Share of the world's projects rendered as tasks of another project (pm_project_task).
+PROJECT_TASK_SHARE = 0.4
 #: The field that names the person an item is for, per table (the connector's default too).
 REQUESTER_FIELD: dict[str, str] = {
     "incident": "caller_id",
@@ -138,6 +158,18 @@ STATE_CHOICES: dict[str, tuple[tuple[str, str], ...]] = {
         ("0", "Review"),
         ("3", "Closed"),
         ("4", "Canceled"),
+    ),
+    # Enhancements come from the world's change flow, so they keep its codes under the labels
+    # an enhancement's life cycle uses.
+    "rm_enhancement": (
+        ("-5", "Draft"),
+        ("-4", "Screening"),
+        ("-3", "Approved"),
+        ("-2", "Scheduled"),
+        ("-1", "Work in Progress"),
+        ("0", "Testing"),
+        ("3", "Closed Complete"),
+        ("4", "Cancelled"),
     ),
 }
 PRIORITY_CHOICES = (
@@ -212,7 +244,9 @@ _TABLE_EXTRA: dict[str, dict[str, FieldDef]] = {
         "requested_by": _f("reference", "sys_user", "Requested by"),
         "type": _f(label="Type"),
     },
+    "rm_enhancement": {},
     "pm_project": {},
+    "pm_project_task": {"parent": _f("reference", "pm_project", "Parent")},
     "dmn_demand": {},
 }
 
@@ -558,6 +592,13 @@ class ServiceNowSandbox(SandboxApp):
             Rule("/api/now/table/<table>/<sys_id>", methods=["DELETE"], endpoint="table_delete"),
             Rule("/api/now/v1/batch", methods=["POST"], endpoint="batch"),
             Rule("/api/now/batch", methods=["POST"], endpoint="batch"),
+            Rule("/api/now/attachment", methods=["GET"], endpoint="attachment_list"),
+            Rule("/api/now/attachment/file", methods=["POST"], endpoint="attachment_upload"),
+            Rule("/api/now/attachment/<sys_id>", methods=["GET"], endpoint="attachment_get"),
+            Rule("/api/now/attachment/<sys_id>/file", methods=["GET"],
+                 endpoint="attachment_content"),
+            Rule("/api/now/attachment/<sys_id>", methods=["DELETE"],
+                 endpoint="attachment_delete"),
         ],
         strict_slashes=False,
     )
@@ -574,6 +615,11 @@ class ServiceNowSandbox(SandboxApp):
         deny_writes: bool = False,
         batch_limit: int = 0,
         forbidden_tables: Iterable[str] = (),
+        missing_tables: Iterable[str] = (),
+        batch_denied: bool = False,
+        rate_limit_per_hour: int = 0,
+        rate_limit_window_s: float = 3600.0,
+        oauth_token_ttl_s: float = 1800.0,
         **other_options: Any,
     ) -> None:
         """``start_sandbox`` passes the same options to both platforms, so options meant for the
@@ -583,7 +629,16 @@ class ServiceNowSandbox(SandboxApp):
         403; ``batch_limit`` makes the Batch API leave requests beyond that many unserviced, as
         the platform does when a batch reaches its size or time limit; ``forbidden_tables``
         answers 403 to the integration user on those tables (e.g. ``sys_audit``, which real
-        instances often keep from integration accounts).
+        instances often keep from integration accounts); ``missing_tables`` leaves out task
+        tables whose plugin an instance lacks (``rm_enhancement``, ``pm_project_task``): their
+        records stay in the tables the world names. ``batch_denied`` refuses the Batch API to
+        the integration user (403), as an instance with an ACL on it does.
+
+        ``rate_limit_per_hour`` is an inbound REST rate limit rule for every user: each
+        ``/api/`` request is counted per user in a fixed window (an hour on the platform;
+        ``rate_limit_window_s`` shortens it for tests), every answer carries ``X-RateLimit-*``
+        headers and requests over the limit get 429 with ``Retry-After``. ``oauth_token_ttl_s``
+        is the life of access tokens from ``/oauth_token.do``.
         """
         super().__init__(users, seed=seed)
         self.world = world
@@ -593,6 +648,19 @@ class ServiceNowSandbox(SandboxApp):
         self.deny_writes = bool(deny_writes)
         self.batch_limit = int(batch_limit)
         self.forbidden_tables = frozenset(forbidden_tables)
+        self.missing_tables = frozenset(missing_tables) - {"task", *KIND_TABLE.values()}
+        self.batch_denied = bool(batch_denied)
+        self.rate_limit_per_hour = int(rate_limit_per_hour)
+        self.rate_limit_window_s = float(rate_limit_window_s)
+        self._rate_counts: dict[str, tuple[float, int]] = {}  # user → (window start, count)
+        self.rate_limit_rule = _sid("sys_rate_limit_rules", "all users", seed)
+        # One OAuth application registry entry (System OAuth > Application Registry).
+        self.oauth_token_ttl_s = float(oauth_token_ttl_s)
+        self.oauth_client_id = _sid("oauth_entity", "momentos", seed)
+        self.oauth_client_secret = secrets.token_urlsafe(18)
+        self._access_tokens: dict[str, tuple[str, float]] = {}  # token → (user, expires at)
+        self._refresh_tokens: dict[str, str] = {}  # token → user
+        self.unauthorized_count = 0  # 401 answers, for tests of token refresh
         if other_options:
             log.debug("servicenow sandbox ignores options %s", sorted(other_options))
         self.tables: dict[str, Table] = {}
@@ -626,7 +694,8 @@ class ServiceNowSandbox(SandboxApp):
         task records with their journal, audit, SLA and survey rows, then the indexes."""
         self._new_table("task", _TASK_FIELDS, ordered=True)
         for name in TASK_TABLES:
-            self._new_table(name, {**_TASK_FIELDS, **_TABLE_EXTRA[name]}, ordered=True)
+            if name not in self.missing_tables:
+                self._new_table(name, {**_TASK_FIELDS, **_TABLE_EXTRA[name]}, ordered=True)
         for name, schema in _OTHER_TABLES.items():
             self._new_table(name, schema)
 
@@ -660,13 +729,19 @@ class ServiceNowSandbox(SandboxApp):
         orgs = {o.id: o for o in world.orgs}
         numbers = {i.number: i.id for i in sn_items}
         self._numbers: dict[str, int] = {}
+        self.placement = {
+            item_id: placed
+            for item_id, placed in _place(sn_items).items()
+            if placed[0] not in self.missing_tables
+        }
         for item in sn_items:
             self._build_item(item, orgs, numbers, sla_def, metric)
         # The task table shares the child tables' row objects: an update through either is
         # seen by both, as one record is on the platform.
         task = self.tables["task"]
         for name in TASK_TABLES:
-            task.rows.update(self.tables[name].rows)
+            if name in self.tables:
+                task.rows.update(self.tables[name].rows)
         for table in self.tables.values():
             for fname, index in table.indexes.items():
                 for sys_id, row in table.rows.items():
@@ -841,13 +916,16 @@ class ServiceNowSandbox(SandboxApp):
             if item.container in TASK_TABLES
             else KIND_TABLE.get(item.kind, "incident")
         )
+        number, parent = item.number, ""
+        if item.id in self.placement:
+            table, number, parent = self.placement[item.id]
         login = self._login.get
         requester_login = login(item.requester_id, "")
         department = orgs.get(item.department_id)
         resolved = _ts(item.resolved)
         row: dict[str, str] = {
             "sys_id": item.id,
-            "number": item.number,
+            "number": number,
             "short_description": item.title,
             "description": item.description,
             "opened_by": item.requester_id,
@@ -876,6 +954,8 @@ class ServiceNowSandbox(SandboxApp):
             row["caller_id"] = item.requester_id
             row["reopen_count"] = str(item.reopen_count)
             row["caused_by"] = numbers.get(item.caused_by, "")
+        if parent:
+            row["parent"] = parent
         requester_field = REQUESTER_FIELD.get(table)
         if requester_field:
             row[requester_field] = item.requester_id
@@ -884,8 +964,8 @@ class ServiceNowSandbox(SandboxApp):
                 row[column] = item.fields.get(logical, "")
         self.tables[table].rows[item.id] = {k: v for k, v in row.items() if v != ""}
         prefix = NUMBER_PREFIX[table]
-        digits = item.number[len(prefix) :]
-        if item.number.startswith(prefix) and digits.isdigit():
+        digits = number[len(prefix) :]
+        if number.startswith(prefix) and digits.isdigit():
             self._numbers[table] = max(self._numbers.get(table, 0), int(digits))
 
         journal = self.tables["sys_journal_field"].rows
@@ -980,7 +1060,9 @@ class ServiceNowSandbox(SandboxApp):
     def _share_one_second(self, count: int) -> None:
         """Give ``count`` records of the largest task table one sys_updated_on second, picked
         from the middle of its order so they sit between other records (keyset tests)."""
-        name = max(TASK_TABLES, key=lambda t: len(self.tables[t].rows))
+        name = max(
+            (t for t in TASK_TABLES if t in self.tables), key=lambda t: len(self.tables[t].rows)
+        )
         table = self.tables[name]
         assert table.ordered is not None
         count = min(count, len(table.ordered))
@@ -1002,6 +1084,123 @@ class ServiceNowSandbox(SandboxApp):
             if int.from_bytes(digest, "big") / 2**64 < rate:
                 self.hidden.add(sys_id)
 
+    # --- OAuth, rate limits -----------------------------------------------------------------------
+    def dispatch(self, request: Request) -> Response:
+        """The token endpoint needs no session; everything under ``/api/`` passes the per-user
+        rate limit rule, when one is set, before the Table or Batch API sees it."""
+        if request.path == "/oauth_token.do" and request.method == "POST":
+            with self.lock:
+                self.requests["POST /oauth_token.do"] += 1
+            return self.injected_fault(request) or self.oauth_token(request)
+        if not (self.rate_limit_per_hour and request.path.startswith("/api/")):
+            return super().dispatch(request)
+        user = self.authenticate(request)
+        if user is None:
+            return super().dispatch(request)  # the 401, counted as usual
+        allowed, headers = self._rate_limit(user)
+        if not allowed:
+            with self.lock:
+                self.requests[f"{request.method} (rate limited)"] += 1
+            response = self.error(
+                429,
+                "Rate limit exceeded",
+                f"Rate limit of {self.rate_limit_per_hour} requests per hour for REST API exceeded",
+            )
+        else:
+            response = super().dispatch(request)
+        for key, value in headers.items():
+            response.headers[key] = value
+        return response
+
+    def _rate_limit(self, user: str) -> tuple[bool, dict[str, str]]:
+        """Count one request of ``user``; (allowed, the rule's response headers). Headers and
+        body as in "Inbound REST API rate limiting" (ServiceNow/ServiceNowDocs
+        ``inbound-REST-API-rate-limiting.md``): X-RateLimit-Limit, -Reset (Unix time of the
+        next reset), -Rule (the rule's sys_id), and Retry-After in seconds on a 429."""
+        now = time.time()
+        window = self.rate_limit_window_s
+        with self.lock:
+            start, count = self._rate_counts.get(user, (now - now % window, 0))
+            if now >= start + window:
+                start, count = now - now % window, 0
+            count += 1
+            self._rate_counts[user] = (start, count)
+        reset = start + window
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit_per_hour),
+            "X-RateLimit-Reset": str(math.ceil(reset)),
+            "X-RateLimit-Rule": self.rate_limit_rule,
+        }
+        if count <= self.rate_limit_per_hour:
+            return True, headers
+        headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
+        return False, headers
+
+    def authenticate(self, request: Request) -> str | None:
+        """Basic auth as the base app does, plus bearer tokens issued by ``/oauth_token.do``."""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            with self.lock:
+                found = self._access_tokens.get(header[7:])
+            if found is not None:
+                user, expires = found
+                return user if time.time() < expires else None
+        return super().authenticate(request)
+
+    def oauth_token(self, request: Request) -> Response:
+        """``POST /oauth_token.do`` (form encoded): the password grant and the refresh token
+        grant of an OAuth application registry entry. Errors follow RFC 6749 section 5.2, which
+        is what oauthlib parses on the client side."""
+        form = request.form
+        if (
+            form.get("client_id") != self.oauth_client_id
+            or form.get("client_secret") != self.oauth_client_secret
+        ):
+            return self.json(
+                {"error": "invalid_client", "error_description": "access_denied"}, status=401
+            )
+        grant = form.get("grant_type", "")
+        user: str | None = None
+        if grant == "password":
+            name, password = form.get("username", ""), form.get("password", "")
+            user = name if password and self.users.get(name) == password else None
+        elif grant == "refresh_token":
+            with self.lock:
+                user = self._refresh_tokens.get(form.get("refresh_token", ""))
+        else:
+            return self.json({"error": "unsupported_grant_type"}, status=400)
+        if user is None:
+            return self.json(
+                {"error": "invalid_grant", "error_description": "access_denied"}, status=401
+            )
+        refresh = form.get("refresh_token") if grant == "refresh_token" else None
+        return self.json(self._issue(user, refresh))
+
+    def revoke_access_tokens(self) -> None:
+        """Forget every access token (refresh tokens stay), as an instance does when an admin
+        revokes them or a node restarts: the next request with one gets 401."""
+        with self.lock:
+            self._access_tokens.clear()
+
+    def issue_refresh_token(self, user: str) -> str:
+        """A refresh token for ``user``, as an admin stores one after a first password grant."""
+        return str(self._issue(user)["refresh_token"])
+
+    def _issue(self, user: str, refresh: str | None = None) -> dict[str, Any]:
+        access = secrets.token_urlsafe(24)
+        with self.lock:
+            self._access_tokens[access] = (user, time.time() + self.oauth_token_ttl_s)
+            if refresh is None:
+                refresh = secrets.token_urlsafe(24)
+                self._refresh_tokens[refresh] = user
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "scope": "useraccount",
+            "token_type": "Bearer",
+            "expires_in": int(self.oauth_token_ttl_s),
+        }
+
     # --- errors --------------------------------------------------------------------------------
     def error(self, status: int, message: str, detail: str | None = "") -> Response:
         """ServiceNow's error body: ``{"error": {"message", "detail"}, "status": "failure"}``."""
@@ -1010,6 +1209,8 @@ class ServiceNowSandbox(SandboxApp):
         )
 
     def unauthorized(self) -> Response:
+        with self.lock:
+            self.unauthorized_count += 1
         response = self.error(401, "User Not Authenticated", "Required to provide Auth information")
         response.headers["WWW-Authenticate"] = 'Basic realm="Service-now"'
         return response
@@ -1606,10 +1807,12 @@ class ServiceNowSandbox(SandboxApp):
     # --- batch ---------------------------------------------------------------------------------
     def batch(self, request: Request) -> Response:
         """The Batch API: each request runs as the caller; bodies are Base64 both ways."""
+        user = request.environ.get("sandbox.user", "")
+        if self.batch_denied and user == INTEGRATION_USER:
+            return self.error(403, "User Not Authorized", "ACL denies access to the Batch API")
         body = self._body(request)
         if body is None or not isinstance(body.get("rest_requests"), list):
             return self.error(400, "Invalid batch request", "rest_requests is required")
-        user = request.environ.get("sandbox.user", "")
         serviced: list[dict[str, Any]] = []
         unserviced: list[str] = []
         for n, item in enumerate(body["rest_requests"]):
@@ -1682,6 +1885,16 @@ class ServiceNowSandbox(SandboxApp):
             return self.error(exc.code or 500, exc.description or "error")
 
     # --- for tests and benchmarks ---------------------------------------------------------------
+    def table_of(self, item: WorldItem) -> str:
+        """The table that holds a world item here (enhancements and project tasks live in
+        their own tables, the world knows them as changes and projects)."""
+        placed = self.placement.get(item.id)
+        return placed[0] if placed else item.container
+
+    def number_of(self, item: WorldItem) -> str:
+        placed = self.placement.get(item.id)
+        return placed[1] if placed else item.number
+
     def record(self, table: str, sys_id: str) -> dict[str, str] | None:
         """The stored raw row (a copy), bypassing HTTP."""
         with self.lock:
@@ -1692,6 +1905,164 @@ class ServiceNowSandbox(SandboxApp):
         with self.lock:
             snapshot = list(self.tables[table].rows.values())
         return iter(snapshot)
+
+    # --- Attachment API ------------------------------------------------------------------------
+    # POST /api/now/attachment/file?table_name=&table_sys_id=&file_name= (raw body),
+    # GET /api/now/attachment?sysparm_query=, GET/DELETE /api/now/attachment/{sys_id},
+    # GET /api/now/attachment/{sys_id}/file: the shapes of ServiceNow's Attachment API.
+    @property
+    def attachments(self) -> dict[str, dict[str, Any]]:
+        """sys_attachment records by sys_id (with their bytes under ``_data``)."""
+        return self.__dict__.setdefault("_attachment_store", {})
+
+    def _attachment_json(self, record: dict[str, Any]) -> dict[str, Any]:
+        sys_id = record["sys_id"]
+        return {
+            **{k: v for k, v in record.items() if not k.startswith("_")},
+            "download_link": f"{self.base_url}/api/now/attachment/{sys_id}/file",
+        }
+
+    def attachment_upload(self, request: Request) -> Response:
+        table = request.args.get("table_name", "")
+        target = request.args.get("table_sys_id", "")
+        name = request.args.get("file_name", "")
+        if not (table and target and name):
+            return self.error(400, "Failed to create the attachment",
+                              "table_name, table_sys_id and file_name are required")
+        user = request.environ.get("sandbox.user", "")
+        with self.lock:
+            tbl = self.tables.get(table)
+            if tbl is None:
+                return self._invalid_table(table)
+            if target not in tbl.rows or not self._visible(user, tbl, target):
+                return self.error(400, "Failed to create the attachment",
+                                  f"Record {target} does not exist in {table}")
+            data = request.get_data()
+            sys_id = uuid.uuid4().hex
+            now = _ts(dt.datetime.now(dt.UTC))
+            record = {
+                "sys_id": sys_id, "table_name": table, "table_sys_id": target,
+                "file_name": name,
+                "content_type": request.headers.get("Content-Type", "application/octet-stream"),
+                "size_bytes": str(len(data)), "hash": hashlib.sha256(data).hexdigest(),
+                "sys_created_on": now, "sys_created_by": user, "sys_updated_on": now,
+                "_data": data,
+            }
+            self.attachments[sys_id] = record
+            self.count_write(f"sys_attachment/{table}/{target}")
+            return self.json({"result": self._attachment_json(record)}, status=201)
+
+    def attachment_list(self, request: Request) -> Response:
+        conditions = [c for c in request.args.get("sysparm_query", "").split("^") if c]
+        wanted: list[tuple[str, str]] = []
+        for condition in conditions:
+            name, sep, value = condition.partition("=")
+            if not sep:
+                return self.error(400, "Invalid query", f"unsupported condition {condition}")
+            wanted.append((name, value))
+        fields = [f for f in request.args.get("sysparm_fields", "").split(",") if f]
+        limit = _int(request.args.get("sysparm_limit"), 1000)
+        with self.lock:
+            found = [r for r in self.attachments.values()
+                     if all(str(r.get(k, "")) == v for k, v in wanted)]
+            found.sort(key=lambda r: (r["sys_created_on"], r["sys_id"]))
+            out = [self._attachment_json(r) for r in found[:limit]]
+        if fields:
+            out = [{k: r.get(k, "") for k in fields} for r in out]
+        return self.json({"result": out})
+
+    def attachment_get(self, request: Request, sys_id: str) -> Response:
+        with self.lock:
+            record = self.attachments.get(sys_id)
+            if record is None:
+                return self._no_record()
+            return self.json({"result": self._attachment_json(record)})
+
+    def attachment_content(self, request: Request, sys_id: str) -> Response:
+        with self.lock:
+            record = self.attachments.get(sys_id)
+            if record is None:
+                return self._no_record()
+            return Response(record["_data"], mimetype=record["content_type"])
+
+    def attachment_delete(self, request: Request, sys_id: str) -> Response:
+        with self.lock:
+            record = self.attachments.pop(sys_id, None)
+            if record is None:
+                return self._no_record()
+            self.count_write(f"sys_attachment/{record['table_name']}/{record['table_sys_id']}")
+            return Response(status=204)
+
+
+# --- placing the world's items ------------------------------------------------------------------
+
+
+def _enhancement_prefixes() -> tuple[str, ...]:
+    """Lower-cased fixed openings of the world's enhancement titles (the words before the first
+    placeholder) that no change title shares: an item titled like an enhancement is one."""
+    from momentos.sandbox.world import _TITLES
+
+    def openings(flavor: str) -> set[str]:
+        found = set()
+        for lang in ("en", "es"):
+            for template in _TITLES.get((flavor, lang), ()):
+                head = template.split("{", 1)[0].strip().lower()
+                if len(head) >= 4:
+                    found.add(head)
+        return found
+
+    changes = openings("change")
+    return tuple(
+        sorted(h for h in openings("enhancement") if not any(c.startswith(h) for c in changes))
+    )
+
+
+def _share(item_id: str) -> float:
+    digest = hashlib.blake2b(f"place:{item_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _place(items: list[WorldItem]) -> dict[str, tuple[str, str, str]]:
+    """item id → (table, number, parent sys_id) for the world items that a real instance keeps
+    in rm_enhancement and pm_project_task, which the world generator does not know.
+
+    Changes titled like an enhancement become enhancements, and a deterministic share of the
+    projects become tasks of another project of the same customer. The moment they stand for
+    is the one the world meant (evolution, and the project's own), so ground truth holds.
+    """
+    placed: dict[str, tuple[str, str, str]] = {}
+    prefixes = _enhancement_prefixes()
+    changes = [i for i in items if i.container == "change_request"]
+    enhancements = [i for i in changes if i.title.lower().startswith(prefixes)]
+    if not enhancements and len(changes) > 1:
+        enhancements = changes[-1:]  # even a tiny world has one
+    for item in enhancements:
+        placed[item.id] = ("rm_enhancement", _renumber(item.number, "rm_enhancement"), "")
+
+    projects = sorted(
+        (i for i in items if i.container == "pm_project"), key=lambda i: (i.created, i.id)
+    )
+    tasks = [p for p in projects if _share(p.id) < PROJECT_TASK_SHARE]
+    parents = [p for p in projects if _share(p.id) >= PROJECT_TASK_SHARE]
+    if not parents and tasks:
+        parents.append(tasks.pop(0))
+    if not tasks and len(parents) > 1:
+        tasks.append(parents.pop())
+    by_company: dict[str, list[WorldItem]] = {}
+    for project in parents:
+        by_company.setdefault(project.company_id, []).append(project)
+    for task in tasks:
+        candidates = by_company.get(task.company_id) or parents
+        earlier = [p for p in candidates if p.created <= task.created]
+        parent = (earlier or candidates)[-1 if earlier else 0]
+        placed[task.id] = ("pm_project_task", _renumber(task.number, "pm_project_task"), parent.id)
+    return placed
+
+
+def _renumber(number: str, table: str) -> str:
+    """The same sequence digits under the table's prefix: CHG0010042 → ENHC0010042."""
+    digits = number.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return f"{NUMBER_PREFIX[table]}{digits}"
 
 
 # --- small helpers ------------------------------------------------------------------------------

@@ -1168,7 +1168,10 @@ class _Company:
 class _Generator:
     """Holds the rng and the reference data while items are generated (one use per world)."""
 
-    def __init__(self, seed: int, n_items: int, now: datetime) -> None:
+    def __init__(
+        self, seed: int, n_items: int, now: datetime, only_tables: tuple[str, ...] = ()
+    ) -> None:
+        self.only_tables = only_tables
         self.rng = Random(seed)
         self.seed = seed
         self.n_items = n_items
@@ -1336,9 +1339,17 @@ class _Generator:
         """(platform, container, kind, flow, saga) for every item, in generation order."""
         rng = self.rng
         n = self.n_items
+        slots: list[tuple[str, str, str, _Flow, bool]] = []
+        if self.only_tables:
+            # Only ServiceNow records of these tables (benchmarks of one connector).
+            tables = [t for t in _SN_TABLES if t[0] in self.only_tables]
+            for (table, kind, _, _, flow), count in zip(
+                tables, _allocate(n, [t[2] for t in tables], 1)
+            ):
+                slots.extend([("servicenow", table, kind, flow, False)] * count)
+            return slots
         n_jira = max(9, n - round(n * 0.55))
         n_sn = n - n_jira
-        slots: list[tuple[str, str, str, _Flow, bool]] = []
         sn_counts = _allocate(n_sn, [t[2] for t in _SN_TABLES], 3)
         for (table, kind, _, _, flow), count in zip(_SN_TABLES, sn_counts):
             slots.extend([("servicenow", table, kind, flow, False)] * count)
@@ -1910,8 +1921,17 @@ def _default_now() -> datetime:
     return today.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def generate_world(seed: int = 7, items: int = 2000, now: datetime | None = None) -> World:
+def generate_world(
+    seed: int = 7,
+    items: int = 2000,
+    now: datetime | None = None,
+    *,
+    only_tables: tuple[str, ...] = (),
+) -> World:
     """Generate the sandbox's synthetic world, deterministic for ``(seed, items, now)``.
+
+    ``only_tables`` (e.g. ``("incident",)``) makes every item a ServiceNow record of those
+    tables and leaves Jira empty: for benchmarks of one connector on one table.
 
     ``now`` defaults to today's midnight UTC; a naive ``now`` is taken as UTC. Every generated
     timestamp is timezone-aware UTC, at or before ``now``, with items created within the ~180
@@ -1933,7 +1953,10 @@ def generate_world(seed: int = 7, items: int = 2000, now: datetime | None = None
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Generator(seed, items, now).build()
+        unknown = set(only_tables) - {t[0] for t in _SN_TABLES}
+        if unknown:
+            raise ValueError(f"only_tables: not generated tables {sorted(unknown)}")
+        return _Generator(seed, items, now, tuple(only_tables)).build()
     finally:
         if was_enabled:
             gc.enable()

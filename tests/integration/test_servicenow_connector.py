@@ -19,7 +19,7 @@ from momentos.connectors.servicenow import (
     wire_value,
 )
 from momentos.errors import AuthError
-from momentos.models import Item
+from momentos.models import Item, sn_datetime
 from momentos.sandbox.world import HUMAN_USER, World
 
 if TYPE_CHECKING:
@@ -72,14 +72,18 @@ def test_settings_defaults_and_shapes() -> None:
             "auth": {"username": "u", "password_env": "P"},
         }
     )
+    # The issue's default set: operation, evolution, innovation tables.
     assert [t.name for t in default.tables] == [
         "incident",
         "sc_req_item",
         "problem",
         "change_request",
+        "rm_enhancement",
         "dmn_demand",
         "pm_project",
+        "pm_project_task",
     ]
+    assert default.page_size == 500 and default.batch_reads and default.use_batch_api
     with pytest.raises(ValueError, match="ORDERBY"):
         ServiceNowSettings.model_validate(
             {
@@ -113,6 +117,11 @@ def test_paginator_steps_over_hidden_windows() -> None:
     assert paginator.conditions()[1] == f"sys_updated_on>2026-02-01 00:00:00^ORsys_id>{'b' * 32}"
     with pytest.raises(Exception, match="did not advance"):
         paginator.advance([record], 5)
+    # The window ends with the sync's start second, on every query.
+    bounded = KeysetPaginator(page_size=10, since=None, until="2026-03-01 10:00:00")
+    assert bounded.conditions() == ["sys_updated_on<=2026-03-01 10:00:00"]
+    bounded.advance([record], 25)
+    assert bounded.conditions()[-1] == "sys_updated_on<=2026-03-01 10:00:00"
 
 
 # --- pulling --------------------------------------------------------------------------------------
@@ -125,7 +134,10 @@ def test_full_pull_every_record_once_and_items_filled(
     pages = _pull_all(connector)
     items = _items(pages)
     world = _sn_items(sn_world)
+    app = sn_readonly_server.app
     assert Counter(i.id for i in items) == Counter(world.keys())
+    # Every default table has records, enhancements and project tasks included.
+    assert {i.container for i in items} == set(connector.streams())
     # Ascending by (updated, id) within each table, and the cursor is the page's last record.
     for page in pages:
         assert page.cursor == (page.items[-1].updated, page.items[-1].id)
@@ -135,8 +147,8 @@ def test_full_pull_every_record_once_and_items_filled(
     orgs = {o.id: o.name for o in sn_world.orgs}
     for item in items:
         truth = world[item.id]
-        assert item.key == truth.number and item.title == truth.title
-        assert item.container == truth.container and item.platform == "servicenow"
+        assert item.key == app.number_of(truth) and item.title == truth.title
+        assert item.container == app.table_of(truth) and item.platform == "servicenow"
         assert item.requester == users[truth.requester_id].name
         assert item.customer == orgs.get(truth.company_id, "")
         assert item.assignment_group == groups.get(truth.group_id, "")
@@ -144,6 +156,11 @@ def test_full_pull_every_record_once_and_items_filled(
         assert item.service == truth.service
         assert item.created is not None and item.updated is not None
         assert item.sla_breached == truth.sla_breached
+        if truth.sla_breached is not None:  # stage and planned end of the SLA, from task_sla
+            assert item.fields["sla_stage"] == ("completed" if truth.resolved else "in_progress")
+            assert item.fields["sla_planned_end"] == sn_datetime(
+                truth.sla_planned_end or truth.created
+            )
         assert item.reassignment_count == truth.reassignment_count
         assert item.language == users[truth.requester_id].language
         if truth.survey_score is not None:
@@ -152,11 +169,14 @@ def test_full_pull_every_record_once_and_items_filled(
             assert item.survey_score is None
         assert len(item.comments) == len(truth.comments)
         assert [h.field for h in item.history] == [h.field for h in truth.history]
-        assert item.url.endswith(f"/nav_to.do?uri={truth.container}.do?sys_id={item.id}")
+        assert item.url.endswith(f"/nav_to.do?uri={item.container}.do?sys_id={item.id}")
         assert item.state and not item.state.lstrip("-").isdigit()  # a label, raw in fields
         assert item.fields["state"] == truth.state
     kinds = {i.container: i.kind for i in items}
     assert kinds["sc_req_item"] == "request" and kinds["change_request"] == "change"
+    assert kinds["rm_enhancement"] == "enhancement" and kinds["pm_project_task"] == "project_task"
+    # An enhancement is one of the world's changes, so its ground truth is evolution.
+    assert all(world[i.id].truth["moment"] == "evolution" for i in items if i.kind == "enhancement")
     # Context came in bulk: far fewer requests than records.
     assert connector.counter.read < len(items) / 3
 
@@ -282,9 +302,10 @@ def test_faults_are_retried_and_nothing_is_lost(
 
 
 def test_missing_table_is_skipped_with_a_warning(
-    sn_readonly_server: SnServer, sn_connector_factory: Any, caplog: pytest.LogCaptureFixture
+    sn_server_factory: Any, sn_connector_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    connector = sn_connector_factory(sn_readonly_server, tables=["rm_enhancement", "problem"])
+    server = sn_server_factory(missing_tables=("rm_enhancement",))
+    connector = sn_connector_factory(server, tables=["rm_enhancement", "problem"])
     with caplog.at_level(logging.WARNING, logger="momentos.connectors.servicenow"):
         items = _items(_pull_all(connector))
     assert items and {i.container for i in items} == {"problem"}
@@ -443,7 +464,7 @@ def test_check_passes_on_the_default_sandbox(
 def test_check_reports_missing_fields_and_tables(
     sn_server_factory: Any, sn_connector_factory: Any
 ) -> None:
-    server = sn_server_factory(missing_fields=True)
+    server = sn_server_factory(missing_fields=True, missing_tables=("rm_enhancement",))
     connector = sn_connector_factory(server, tables=["incident", "rm_enhancement"])
     problems = connector.check()
     fixes = {p.fix for p in problems}
@@ -489,3 +510,109 @@ def test_pull_after_write_moves_record_behind_cursor(
         # Write the page's first record: it jumps to the end of the order.
         connector.write([_change(page.items[0], "score", 1)])
     assert expected <= set(seen)
+
+
+# --- batched context reads ------------------------------------------------------------------------
+
+
+def _essence(item: Item) -> tuple[Any, ...]:
+    """Everything a page's context contributes to an item."""
+    return (
+        item.id,
+        item.key,
+        item.requester,
+        item.customer,
+        item.assignment_group,
+        item.assignee,
+        item.service,
+        item.state,
+        item.priority,
+        item.sla_breached,
+        item.survey_score,
+        item.language,
+        tuple((c.text, c.author, c.author_role, c.created, c.internal) for c in item.comments),
+        tuple((h.field, h.old, h.new, h.at, h.by) for h in item.history),
+    )
+
+
+def test_batched_context_equals_one_get_per_query_with_far_fewer_requests(
+    sn_readonly_server: SnServer, sn_connector_factory: Any
+) -> None:
+    batched = sn_connector_factory(sn_readonly_server)
+    plain = sn_connector_factory(sn_readonly_server, batch_reads=False)
+    got = sorted(_essence(i) for i in _items(_pull_all(batched)))
+    assert got == sorted(_essence(i) for i in _items(_pull_all(plain)))
+    assert batched.counter.read * 2 < plain.counter.read
+    assert batched.counter.write == plain.counter.write == 0  # batches of GETs count as reads
+
+
+def test_unserviced_and_multi_page_related_reads_lose_nothing(
+    sn_server_factory: Any,
+    sn_connector_factory: Any,
+    sn_world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read batch that the platform cuts short (unserviced requests) and related queries
+    with more rows than one page (continued at the next offset) still bring every row."""
+    from momentos.connectors.servicenow import _TableApi
+
+    reference = sorted(
+        _essence(i)
+        for i in _items(_pull_all(sn_connector_factory(sn_server_factory(), tables=["incident"])))
+    )
+    monkeypatch.setattr(_TableApi, "related_page_size", 7)
+    server = sn_server_factory(batch_limit=3)
+    connector = sn_connector_factory(server, tables=["incident"], page_size=60)
+    assert sorted(_essence(i) for i in _items(_pull_all(connector))) == reference
+    truth = _sn_items(sn_world)
+    assert sum(len(truth[i[0]].comments) for i in reference) > 7 * 3
+
+
+def test_without_the_batch_api_reads_and_writes_fall_back_to_single_requests(
+    sn_server_factory: Any, sn_connector_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = sn_server_factory(batch_denied=True, forbidden_tables=("sys_audit",))
+    connector = sn_connector_factory(server, tables=["incident"], page_size=40)
+    with caplog.at_level(logging.WARNING, logger="momentos.connectors.servicenow"):
+        items = _items(_pull_all(connector))
+        results = connector.write([_change(i, "moment", "operation") for i in items[:3]])
+    assert len(items) == len(list(server.app.rows("incident")))
+    assert any(i.comments for i in items) and not any(i.history for i in items)
+    assert "reading related rows one GET at a time" in caplog.text
+    assert "writing one record per request" in caplog.text
+    assert caplog.text.count("without sys_audit data") == 1
+    assert all(r.ok for r in results)
+    stats = requests.get(f"{server.url}/_sandbox/stats", timeout=10).json()["requests"]
+    assert stats["POST /api/now/batch"] == 1 and stats["POST /api/now/v1/batch"] == 1
+    assert stats["PATCH /api/now/table/<table>/<sys_id>"] == 3
+
+
+# --- check ----------------------------------------------------------------------------------------
+
+
+def test_check_names_wrong_types_unreadable_tables_and_dictionary(
+    sn_server_factory: Any, sn_connector_factory: Any
+) -> None:
+    server = sn_server_factory(forbidden_tables=("problem",))
+    connector = sn_connector_factory(
+        server,
+        tables=["incident", "problem"],
+        writeback={
+            "fields": {
+                "moment": "u_relationship_moment",
+                "score": "u_experience_signals",  # a String field where an Integer belongs
+                "signals": "u_experience_signals",
+            }
+        },
+    )
+    problems = {p.what: p.fix for p in connector.check()}
+    assert problems == {
+        "itsm: cannot read table problem": "grant momentos.integration read access to problem "
+        "(role itil or snc_read_only)",
+        "itsm: field u_experience_signals on task is string, not Integer": "change "
+        "u_experience_signals to Integer, or point writeback.fields.score at an Integer field",
+    }
+    blind = sn_server_factory(forbidden_tables=("sys_dictionary",))
+    (problem,) = sn_connector_factory(blind, tables=["incident"]).check()
+    assert problem.what == "itsm: cannot read sys_dictionary to verify the writeback fields"
+    assert "personalize_dictionary" in problem.fix

@@ -438,3 +438,77 @@ def test_batch_api_shape(sn_server: SnServer) -> None:
         assert served["c"]["status_code"] == 400
     assert app.record("problem", first["sys_id"])["u_relationship_moment"] == "operation"
     assert app.stats()["writes"][f"problem/{first['sys_id']}"] == 2
+
+
+def test_enhancements_and_project_tasks_live_in_their_own_tables(
+    sn_readonly_server: SnServer, sn_world: Any
+) -> None:
+    app = sn_readonly_server.app
+    enhancements = list(app.rows("rm_enhancement"))
+    tasks = list(app.rows("pm_project_task"))
+    assert enhancements and tasks and list(app.rows("change_request"))
+    assert all(r["number"].startswith("ENHC") for r in enhancements)
+    assert all(r["number"].startswith("PRJTASK") for r in tasks)
+    projects = {r["sys_id"]: r for r in app.rows("pm_project")}
+    for task in tasks:  # each under a project of the same customer, when it has one
+        assert task["parent"] in projects
+    world = {i.id: i for i in sn_world.items}
+    assert {world[r["sys_id"]].container for r in enhancements} == {"change_request"}
+    assert {world[r["sys_id"]].container for r in tasks} == {"pm_project"}
+    # The task table holds them too, under their own class.
+    got = requests.get(
+        f"{sn_readonly_server.url}/api/now/table/task",
+        params={"sysparm_query": "sys_class_name=rm_enhancement", "sysparm_fields": "number"},
+        auth=sn_readonly_server.auth,
+        timeout=10,
+    )
+    assert len(got.json()["result"]) == len(enhancements)
+
+
+def test_oauth_token_endpoint(sn_server: SnServer) -> None:
+    app = sn_server.app
+    url = f"{sn_server.url}/oauth_token.do"
+    client = {"client_id": app.oauth_client_id, "client_secret": app.oauth_client_secret}
+    grant = requests.post(
+        url,
+        data={
+            **client,
+            "grant_type": "password",
+            "username": "momentos.integration",
+            "password": sn_server.password,
+        },
+        timeout=10,
+    )
+    token = grant.json()
+    assert grant.status_code == 200 and token["token_type"] == "Bearer"
+    assert token["expires_in"] == 1800 and token["refresh_token"]
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert requests.get(f"{sn_server.url}/api/now/table/problem", headers=bearer, timeout=10).ok
+    again = requests.post(
+        url,
+        data={**client, "grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        timeout=10,
+    ).json()
+    assert again["access_token"] != token["access_token"]
+    bad = requests.post(
+        url, data={**client, "client_secret": "x", "grant_type": "password"}, timeout=10
+    )
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+    wrong = requests.post(
+        url,
+        data={
+            **client,
+            "grant_type": "password",
+            "username": "momentos.integration",
+            "password": "nope",
+        },
+        timeout=10,
+    )
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_grant"
+    app.revoke_access_tokens()
+    assert (
+        requests.get(
+            f"{sn_server.url}/api/now/table/problem", headers=bearer, timeout=10
+        ).status_code
+        == 401
+    )

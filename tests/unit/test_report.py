@@ -113,6 +113,7 @@ def test_customer_moment_csv_figures(built: tuple[ReportFiles, pd.DataFrame]) ->
     got = pd.read_csv(files.customer_moment_csv, keep_default_na=False)
     assert list(got.columns) == [
         "customer", "moment", "items", "mean_score", "at_risk", "top_reasons",
+        "previous_items", "previous_mean_score", "trend", "watermelons",
     ]
     expected = _expected_cells(frame)
     merged = got.merge(expected, on=["customer", "moment"], suffixes=("", "_exp"),
@@ -185,7 +186,9 @@ def test_only_item_links_leave_the_page(built: tuple[ReportFiles, pd.DataFrame])
     assert "@import" not in html
     assert not re.search(r"url\((?!#)", html), "only in-page references such as clip paths"
     hrefs = re.findall(r"""\bhref\s*=\s*["']([^"']*)["']""", html, re.IGNORECASE)
-    external = [h for h in hrefs if not h.startswith("#")]
+    # The one data: URL is the empty favicon that stops browsers asking the network for one.
+    assert hrefs.count("data:,") == 1
+    external = [h for h in hrefs if not h.startswith("#") and h != "data:,"]
     assert external, "the at-risk list links its items"
     allowed = set(frame["url"]) - {HOSTILE_URL}
     assert set(external) <= allowed
@@ -202,7 +205,7 @@ def test_only_item_links_leave_the_page(built: tuple[ReportFiles, pd.DataFrame])
 def test_svg_chart_is_inline(built: tuple[ReportFiles, pd.DataFrame]) -> None:
     files, _ = built
     html = files.html.read_text(encoding="utf-8")
-    assert html.count("<svg") == 2
+    assert html.count("<svg") == 3  # scores, levels, weekly trends
     assert "<?xml" not in html and "<!DOCTYPE svg" not in html
 
 

@@ -1,0 +1,225 @@
+"""Issue 3's "Done when", end to end: the real ``SyncEngine`` with the real ServiceNow
+connector (pysnow over HTTP) against the sandbox. What the platform ends up holding is read
+from the sandbox itself (``/_sandbox/stats`` and its stored rows), never from momentos.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from momentos.sandbox.world import World, generate_world
+from momentos.state import StateStore
+from momentos.sync import SyncEngine, SyncResult
+
+if TYPE_CHECKING:
+    from conftest import SnServer
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+WRITEBACK = ("u_relationship_moment", "u_experience_score", "u_experience_signals")
+
+
+def _sync(config: Any, now: datetime | None = NOW) -> SyncResult:
+    state = StateStore(config.state_url)
+    try:
+        return SyncEngine(config, state).run(now=now)
+    finally:
+        state.close()
+
+
+def _stats(server: SnServer) -> dict[str, Any]:
+    return requests.get(f"{server.url}/_sandbox/stats", timeout=10).json()
+
+
+def _records(server: SnServer, table: str = "task") -> dict[str, dict[str, str]]:
+    return {r["sys_id"]: r for r in server.app.rows(table)}
+
+
+def _writes_by_record(server: SnServer) -> Counter[str]:
+    return Counter({key.rsplit("/", 1)[1]: n for key, n in _stats(server)["writes"].items()})
+
+
+@pytest.fixture(scope="module")
+def big_world() -> World:
+    return generate_world(seed=5, items=2400, now=datetime(2026, 11, 1, tzinfo=UTC))
+
+
+def test_sync_writes_each_record_once_and_a_resync_is_quiet(
+    sn_server_factory: Any, sn_config_factory: Any
+) -> None:
+    """First sync writes every record once; a re-sync with nothing changed (our own writes are
+    the only changes) writes nothing, reads one page per table and no related table."""
+    server = sn_server_factory()
+    config = sn_config_factory(server, state="quiet.db")
+    first = _sync(config, now=None).sources["servicenow"]
+    records = _records(server)
+    assert first.failed == 0 and not first.error
+    assert first.pulled == first.written == len(records)
+    assert set(_writes_by_record(server).values()) == {1}
+    assert all(r.get("u_relationship_moment") for r in records.values())
+    before = _stats(server)
+
+    for _ in range(2):  # twice: the second re-sync sees the first re-sync's (empty) window
+        again = _sync(config, now=None).sources["servicenow"]
+        after = _stats(server)
+        assert again.written == 0 and again.failed == 0 and again.pulled == 0
+        assert again.requests == {"read": len(config.sources[0].tables), "write": 0}
+        assert after["writes"] == before["writes"]
+        # Only the main table was read: the known versions were dropped before any related
+        # (journal, audit, SLA, survey, display value) query was built.
+        new = Counter(after["requests"]) - Counter(before["requests"])
+        assert new == {"GET /api/now/table/<table>": len(config.sources[0].tables)}
+        before = after
+
+
+def test_500_records_sharing_one_second_are_synced_exactly_once(
+    sn_server_factory: Any, sn_config_factory: Any, big_world: World
+) -> None:
+    server = sn_server_factory(world=big_world, same_second=500)
+    table = server.app.same_second_table
+    sharing = [
+        r for r in server.app.rows(table) if r["sys_updated_on"] == server.app.same_second_value
+    ]
+    assert len(sharing) >= 500
+    config = sn_config_factory(server, page_size=100, tables=[table])
+    summary = _sync(config).sources["servicenow"]
+    rows = _records(server, table)
+    assert summary.pulled == summary.written == len(rows)
+    assert _writes_by_record(server) == Counter(dict.fromkeys(rows, 1))
+    # The shared second straddles five page boundaries and the watermark sits inside it: a
+    # re-sync from the watermark minus the overlap finds only versions it knows.
+    assert _sync(config).sources["servicenow"].written == 0
+    assert _writes_by_record(server) == Counter(dict.fromkeys(rows, 1))
+
+
+def test_acl_short_and_empty_pages_and_the_end_of_run_count(
+    sn_server_factory: Any, sn_config_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = sn_server_factory(acl_hidden_rate=0.35)
+    app = server.app
+    rows = _records(server, "incident")
+    visible = {i for i in rows if i not in app.hidden}
+    assert len(visible) < len(rows)
+    config = sn_config_factory(server, page_size=4, tables=["incident"])
+    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+        summary = _sync(config, now=None).sources["servicenow"]
+    assert summary.pulled == summary.written == len(visible)
+    assert set(_writes_by_record(server)) == visible
+    # The server's count for the window includes what ACLs hide; the figures are in the log.
+    warned = re.search(r"counted (\d+) records in the window but (\d+) were processed", caplog.text)
+    assert warned and int(warned[1]) == len(rows)
+    # Processed: every visible record, plus any of our own writes made within the sync's first
+    # second, which the window includes and drops as known.
+    assert len(visible) <= int(warned[2]) < len(rows)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+        assert _sync(config, now=None).sources["servicenow"].written == 0
+    assert "counted" not in caplog.text  # known versions are not "missing" records
+
+
+def test_batch_api_writes_take_one_request_per_50_changed_records(
+    sn_server_factory: Any, sn_config_factory: Any, big_world: World
+) -> None:
+    server = sn_server_factory(world=big_world)
+    config = sn_config_factory(server, page_size=200, batch_size=50, tables=["incident"])
+    summary = _sync(config).sources["servicenow"]
+    changed = summary.written
+    assert changed == len(_records(server, "incident")) > 400
+    # Pages of 200 fill whole batches of 50; only the last page's last batch is partial.
+    assert summary.requests["write"] == math.ceil(changed / 50)
+    requests_ = _stats(server)["requests"]
+    assert requests_["POST /api/now/v1/batch"] == math.ceil(changed / 50)
+    assert "PATCH /api/now/table/<table>/<sys_id>" not in requests_
+
+
+def test_reads_stay_under_20_requests_per_1000_records(
+    sn_server_factory: Any, sn_config_factory: Any, big_world: World
+) -> None:
+    """All related context included (journal, audit, SLAs, surveys, display values)."""
+    server = sn_server_factory(world=big_world)
+    config = sn_config_factory(server)
+    summary = _sync(config).sources["servicenow"]
+    items = summary.pulled
+    assert items == len(_records(server)) > 1200
+    assert 1000 * summary.requests["read"] / items <= 20
+
+
+def test_injected_429_and_5xx_end_with_the_same_field_values(
+    sn_server_factory: Any, sn_config_factory: Any
+) -> None:
+    calm = sn_server_factory()
+    stormy = sn_server_factory()
+    requests.post(
+        f"{stormy.url}/_sandbox/faults",
+        json={"rate_limit_rate": 0.05, "error_rate": 0.05, "retry_after_s": 0, "seed": 4},
+        timeout=10,
+    )
+    done = {}
+    for name, server in (("calm", calm), ("stormy", stormy)):
+        config = sn_config_factory(server, page_size=60)
+        done[name] = _sync(config).sources["servicenow"]
+        assert done[name].failed == 0 and not done[name].error
+    faulty = _stats(stormy)["requests"]
+    assert done["stormy"].requests["read"] + done["stormy"].requests["write"] > sum(
+        done["calm"].requests.values()
+    )  # the retries were counted
+    assert faulty.get("GET /api/now/table/<table>", 0) > done["calm"].requests["read"] / 3
+
+    def fields(server: SnServer) -> dict[str, tuple[str, ...]]:
+        return {
+            sys_id: tuple(row.get(f, "") for f in WRITEBACK)
+            for sys_id, row in _records(server).items()
+        }
+
+    calm_fields = fields(calm)
+    assert all(all(values) for values in calm_fields.values())
+    assert fields(stormy) == calm_fields
+
+
+def test_request_budget_stops_cleanly_and_reruns_finish_the_job(
+    sn_server_factory: Any, sn_config_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = sn_server_factory()
+    config = sn_config_factory(server, page_size=50, max_requests=25, state="budget.db")
+    total = len(_records(server))
+    runs = 0
+    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+        while not all(r.get("u_relationship_moment") for r in _records(server).values()):
+            runs += 1
+            assert runs <= 20, "the budgeted runs do not converge"
+            summary = _sync(config).sources["servicenow"]
+            assert sum(summary.requests.values()) <= 25
+            assert not summary.error and summary.failed == 0
+    assert runs > 1
+    assert "request budget of 25 reached" in caplog.text
+    assert "the watermark is consistent" in caplog.text
+    # Every record written exactly once over all the runs, none skipped.
+    assert _writes_by_record(server) == Counter(dict.fromkeys(_records(server), 1))
+    assert len(_writes_by_record(server)) == total
+    # And the next run finds nothing to do.
+    assert _sync(config).sources["servicenow"].written == 0
+
+
+def test_unauthorized_and_forbidden_fail_fast_with_an_admin_message(
+    sn_server_factory: Any, sn_config_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = sn_server_factory(forbidden_tables=("problem",))
+    forbidden = _sync(sn_config_factory(server, tables=["problem"])).sources["servicenow"]
+    assert forbidden.requests == {"read": 1, "write": 0}
+    assert (
+        "HTTP 403" in forbidden.error
+        and "grant the integration user read access to problem" in forbidden.error
+    )
+    config = sn_config_factory(server, tables=["incident"])
+    monkeypatch.setenv(config.sources[0].auth.password_env, "not-the-password")
+    refused = _sync(config).sources["servicenow"]
+    assert refused.requests == {"read": 1, "write": 0}
+    assert "HTTP 401" in refused.error and "check the user name and password" in refused.error
+    assert _stats(server)["writes"] == {}
