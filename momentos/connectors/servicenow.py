@@ -1666,6 +1666,30 @@ class ServiceNowConnector(Connector):
         return self._writer.write(list(pending.values()))
 
     # -- checking ---------------------------------------------------------------------------------
+    # -- nudge notes ------------------------------------------------------------------------------
+    def post_note(self, item: Item, text: str) -> None:
+        """A work note: PATCH the record's ``work_notes`` journal field, which ServiceNow stores
+        as a sys_journal_field entry visible to IT only."""
+        failed, _ = self.api.patch(item.container, item.id, {"work_notes": text})
+        if failed is not None:
+            raise error_for(failed, f"ServiceNow source {self.settings.name}: work note on {item.key}")
+
+    def find_notes(self, items: list[Item], markers: dict[str, str]) -> set[str]:
+        """Items whose work notes already hold their marker: one journal query per chunk."""
+        found: set[str] = set()
+        ids = [i.id for i in items if i.id in markers]
+        for chunk in _chunks(ids):
+            rows = self.api.fetch_all(
+                "sys_journal_field",
+                f"element_idIN{','.join(chunk)}^element=work_notes^valueLIKEmomentos-nudge",
+                ["element_id", "value"],
+            )
+            for row in rows:
+                item_id = str(row.get("element_id") or "")
+                if markers.get(item_id) and markers[item_id] in str(row.get("value") or ""):
+                    found.add(item_id)
+        return found
+
     def check(self) -> list[CheckProblem]:
         return _Checker(self).run()
 

@@ -17,10 +17,26 @@ import pandas as pd
 from momentos.models import Item
 
 
-def _notes(box, platform_keys: list[str]) -> dict[str, int]:
+def _notes(box, platform: str, keys: list[str]) -> dict[str, int]:
+    """Nudge notes per item key, read through the platform's API."""
     auth = (box.user, box.password)
     counts: dict[str, int] = {}
-    for key in platform_keys:
+    if platform == "servicenow":
+        by_id = {i.id: i.number for i in box.world.items if i.platform == "servicenow"}
+        rows = requests.get(
+            f"{box.servicenow_url}/api/now/table/sys_journal_field",
+            params={"sysparm_query": "element=work_notes^valueLIKEmomentos-nudge",
+                    "sysparm_fields": "element_id,value", "sysparm_limit": 100000},
+            auth=auth, timeout=30,
+        ).json()["result"]
+        for key in keys:
+            counts[key] = 0
+        for row in rows:
+            key = by_id.get(row["element_id"])
+            if key in counts:
+                counts[key] += 1
+        return counts
+    for key in keys:
         data = requests.get(
             f"{box.jira_url}/rest/api/2/issue/{key}/comment", params={"maxResults": 1000}, auth=auth, timeout=10
         ).json()
@@ -28,11 +44,12 @@ def _notes(box, platform_keys: list[str]) -> dict[str, int]:
     return counts
 
 
-def test_one_note_per_episode_even_when_the_run_dies_after_sending(tmp_path, monkeypatch):
+@pytest.mark.parametrize("platform", ["jira", "servicenow"])
+def test_one_note_per_episode_even_when_the_run_dies_after_sending(platform, tmp_path, monkeypatch):
     with start_sandbox(items=300, seed=9) as box:
         monkeypatch.setenv(SANDBOX_PASSWORD_ENV, box.password)
         raw = sandbox_config(box, state_url=f"sqlite:///{tmp_path / 's.db'}", report_out=str(tmp_path))
-        raw["sources"] = [s for s in raw["sources"] if s["type"] == "jira"]
+        raw["sources"] = [s for s in raw["sources"] if s["type"] == platform]
         # Strict thresholds, so that plenty of live items are at risk in a small world.
         raw["experience"] = {"levels": {"good": 99, "fair": 98, "at_risk": 97}}
         config = load_config(write_config(raw, tmp_path / "m.yaml"))
@@ -59,8 +76,8 @@ def test_one_note_per_episode_even_when_the_run_dies_after_sending(tmp_path, mon
         state = StateStore(config.state_url)
         second = SyncEngine(config, state).run()
         assert second.ok
-        keys = [i.number for i in box.world.items if i.platform == "jira"]
-        notes = _notes(box, keys)
+        keys = [i.number for i in box.world.items if i.platform == platform]
+        notes = _notes(box, platform, keys)
         noted = {k for k, n in notes.items() if n}
         assert noted, "no open item fell at risk in this world; pick another seed"
         assert all(n == 1 for n in notes.values() if n), {k: n for k, n in notes.items() if n > 1}
@@ -69,11 +86,11 @@ def test_one_note_per_episode_even_when_the_run_dies_after_sending(tmp_path, mon
         for key in noted:
             assert rows[key]["experience_level"] in ("at_risk", "poor")
             assert not rows[key]["resolved"]
-        assert state.note_intents("jira") == []
+        assert state.note_intents(platform) == []
 
         # Later runs, even a full resync, post nothing new while the episodes stay open.
         SyncEngine(config, state).run(full=True)
-        assert _notes(box, sorted(noted)) == {k: 1 for k in noted}
+        assert _notes(box, platform, sorted(noted)) == {k: 1 for k in noted}
         state.close()
 
 
