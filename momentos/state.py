@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -167,6 +168,29 @@ runs = Table(
     Column("status", String(20), nullable=False),
     Column("duration_s", Float),
     Column("summary", Text),
+)
+
+#: Learned models (the moment classifier), by name: the pickled estimator and what it is.
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("blob", LargeBinary, nullable=False),
+    Column("trained_at", UTCDateTime, nullable=False),
+    Column("meta", Text, nullable=False),  # JSON: library versions, labels, classes, scores
+)
+
+#: Training labels for the moment classifier: what a confident rule decided ("rule") and
+#: every human correction made in the platform ("human"), with the text it was decided on.
+labels = Table(
+    "labels",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("item_id", String(100), primary_key=True),
+    Column("origin", String(10), primary_key=True),  # "rule" | "human"
+    Column("moment", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
 )
 
 MAX_ATTEMPTS = 8
@@ -579,6 +603,63 @@ class StateStore:
             }
             for r in rows
         }
+
+    # --- learned models and their labels (enrichment.learn) -----------------------------------
+    def save_model(self, name: str, blob: bytes, meta: dict[str, Any], trained_at: datetime | None = None) -> None:
+        """Store (or replace) a trained model by name."""
+        row = {
+            "blob": blob,
+            "trained_at": trained_at or _utcnow(),
+            "meta": json.dumps(meta, ensure_ascii=False, default=str),
+        }
+        with self.engine.begin() as conn:
+            done = conn.execute(update(models).where(models.c.name == name).values(**row))
+            if not done.rowcount:
+                conn.execute(insert(models).values(name=name, **row))
+
+    def load_model(self, name: str) -> tuple[bytes, datetime, dict[str, Any]] | None:
+        """(blob, trained_at, meta) of a stored model, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(models).where(models.c.name == name)).first()
+        if row is None:
+            return None
+        return bytes(row.blob), row.trained_at, json.loads(row.meta)
+
+    def add_labels(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Upsert labels: dicts with source, item_id, moment, origin ("rule"|"human"), text and
+        optionally at. One label per item and origin; the newest wins. Returns the count."""
+        count = 0
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            for r in rows:
+                if r.get("origin") not in ("rule", "human"):
+                    raise ValueError(f"label origin must be 'rule' or 'human', not {r.get('origin')!r}")
+                key = and_(
+                    labels.c.source == str(r["source"]),
+                    labels.c.item_id == str(r["item_id"]),
+                    labels.c.origin == r["origin"],
+                )
+                values = {"moment": str(r["moment"]), "text": str(r.get("text") or ""), "at": r.get("at") or now}
+                done = conn.execute(update(labels).where(key).values(**values))
+                if not done.rowcount:
+                    conn.execute(
+                        insert(labels).values(
+                            source=str(r["source"]), item_id=str(r["item_id"]), origin=r["origin"], **values
+                        )
+                    )
+                count += 1
+        return count
+
+    def training_labels(self) -> list[dict[str, Any]]:
+        """Every item's label for training: a human correction wins over the rule's decision."""
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(labels))]
+        best: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in rows:
+            key = (r["source"], r["item_id"])
+            if key not in best or r["origin"] == "human":
+                best[key] = r
+        return list(best.values())
 
 
 def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from momentos.enrichment import columns as col
 from momentos.enrichment.frame import enrich_file, items_to_frame, read_table, write_table
+from momentos.enrichment.learn import MomentModel, default_model
 from momentos.enrichment.moments import assign_moments, classify_fallback
 from momentos.enrichment.score import score_experience
 from momentos.enrichment.settings import (
@@ -46,9 +47,11 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 __all__ = [
     "OUTPUT_COLUMNS",
     "ExperienceSettings",
+    "MomentModel",
     "MomentRule",
     "MomentsSettings",
     "classify_fallback",
+    "default_model",
     "default_rules",
     "enrich",
     "enrich_file",
@@ -63,6 +66,10 @@ def enrich(
     moments: MomentsSettings | None = None,
     experience: ExperienceSettings | None = None,
     now: datetime | None = None,
+    *,
+    model: MomentModel | None = None,
+    context: pd.DataFrame | None = None,
+    frame_is_population: bool = False,
 ) -> pd.DataFrame:
     """Return ``frame`` with the enrich output columns added (input columns untouched).
 
@@ -70,6 +77,18 @@ def enrich(
     time for the age of open items; it is required in practice (enrichment never reads the
     clock), and when ``None`` ages are left unknown. Bad cells (None, NaN, wrong types, huge
     texts) never raise: the row still gets a moment, a score and its reasons.
+
+    ``model`` is the learned moment classifier for what no rule decides (``learn.load`` /
+    ``learn.model_for`` give the instance's); ``None`` uses the shipped default model.
+    Cross-item signals compare an item with others: the typical durations of its kind,
+    earlier contacts from the same requester, incidents after a change. They look at
+    ``context``, an optional frame of the instance's recent items (same recognised columns,
+    e.g. enriched rows from the state store; never enriched nor returned), together with the
+    frame. The frame alone counts only when ``frame_is_population`` says it is a whole
+    population (a file, a benchmark world): a sync page is not one, its neighbours change from
+    one sync to the next and the score would change, and be written again, with them. Without
+    either, typical durations are the configured targets and the cross-item counts are
+    unknown (null).
     """
     moments = moments if moments is not None else MomentsSettings()
     experience = experience if experience is not None else ExperienceSettings()
@@ -80,15 +99,25 @@ def enrich(
 
     comments = col.comments_table(frame)
     history = col.history_table(frame)
-    tags = assign_moments(frame, moments)
+    tags = assign_moments(frame, moments, model if model is not None else default_model())
+    moment = tags["moment"].to_numpy(dtype=object)
     signals = compute_signals(
         frame,
         comments,
         history,
         now,
         chaser_regex(experience.chaser_patterns),
+        settings=experience,
+        moments=moment,
+        context=context,
+        frame_is_population=frame_is_population,
     )
-    scored = score_experience(signals, tags["moment"].to_numpy(dtype=object), experience)
+    scored = score_experience(signals, moment, experience)
+    level = scored["experience_level"].to_numpy(dtype=object)
+    # Watermelon: green outside (the SLA was met), red inside (the experience is at risk).
+    watermelon = (signals["sla_breached"].to_numpy(dtype=float) == 0.0) & np.isin(
+        level, ["at_risk", "poor"]
+    )
 
     # Assign positionally: the caller's index may be anything, even non-unique.
     out["moment"] = tags["moment"].to_numpy(dtype=object)
@@ -98,7 +127,9 @@ def enrich(
     out["experience_score"] = scored["experience_score"].to_numpy(dtype=np.int64)
     out["experience_level"] = scored["experience_level"].to_numpy(dtype=object)
     out["experience_reasons"] = scored["experience_reasons"].to_numpy(dtype=object)
-    out["signals"] = pd.Series(signal_dicts(signals), index=out.index, dtype=object)
+    out["signals"] = pd.Series(
+        signal_dicts(signals, {"watermelon": watermelon}), index=out.index, dtype=object
+    )
     out["moment_rule"] = tags["moment_rule"].to_numpy(dtype=object)
     out["needs_review"] = tags["needs_review"].to_numpy(dtype=bool)
     return out

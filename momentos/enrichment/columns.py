@@ -34,6 +34,8 @@ _ROLE_SYNONYMS = {
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "si", "sí", "breached"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "ok", "met"})
 _LIST_SPLIT = re.compile(r"[,;|]")
+#: Every note momentos posts carries this (``momentos.nudges.marker``).
+OWN_NOTE_MARKER = "[momentos-nudge "
 
 
 def column(frame: pd.DataFrame, name: str) -> pd.Series | None:
@@ -231,16 +233,22 @@ def comment_list(cell: Any) -> list[tuple[str, str, Any]]:
 
 
 def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every comment of every row, exploded once: ``row``, ``seq``, ``role``, ``text``.
+    """Every comment of every row, exploded once: ``row``, ``seq``, ``role``, ``text``,
+    ``author``, ``internal`` and ``when``.
 
     ``row`` is the row's position; ``seq`` numbers each row's comments from 1 in time order
-    (by ``created`` when every comment of the row has one, else in list order).
+    (by ``created`` when every comment of the row has one, else in list order). ``author`` is
+    the author's name or login when given (``""`` otherwise), ``internal`` marks work notes the
+    requester never sees, and ``when`` is the UTC timestamp (NaT when unknown).
     """
     values = column(frame, "comments")
     rows: list[int] = []
     roles: list[str] = []
     texts: list[str] = []
     created: list[Any] = []
+    authors: list[str] = []
+    internal: list[bool] = []
+    channels: list[str] = []
     if values is not None:
         for position, cell in enumerate(values):
             if isinstance(cell, list) and all(type(c) is dict for c in cell):
@@ -252,24 +260,45 @@ def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
                     body = entry.get("text")
                     texts.append(body[:MAX_TEXT_CHARS] if type(body) is str else as_text(body))
                     created.append(entry.get("created"))
+                    author = entry.get("author")
+                    authors.append(author if type(author) is str else as_text(author))
+                    internal.append(entry.get("internal") is True)
+                    channel = entry.get("channel")
+                    channels.append(channel.strip().lower() if type(channel) is str else "")
                 continue
-            for role, body, when in comment_list(cell):
+            for role, body, when, author, note, channel in _comment_entries(cell):
                 rows.append(position)
                 roles.append(role)
                 texts.append(body[:MAX_TEXT_CHARS])
                 created.append(when)
+                authors.append(author)
+                internal.append(note)
+                channels.append(channel)
     table = pd.DataFrame(
         {
             "row": np.asarray(rows, dtype=np.int64),
             "role": pd.Series(roles, dtype=object),
             "text": pd.Series(texts, dtype=object),
+            "author": pd.Series(authors, dtype=object).str.strip().str.lower()
+            if authors
+            else pd.Series([], dtype=object),
+            "internal": np.asarray(internal, dtype=bool),
+            "channel": pd.Series(channels, dtype=object),
         }
     )
+    when = parse_timestamps(pd.Series(created, dtype=object))
+    # momentos' own notes (at-risk nudges) are not part of the conversation: reading them
+    # back would make the next sync see "IT replied" and "IT is worried" where IT did nothing.
+    own = table["text"].str.contains(OWN_NOTE_MARKER, regex=False).to_numpy(dtype=bool)
+    if own.any():
+        table = table[~own].reset_index(drop=True)
+        when = when[~own].reset_index(drop=True)
     if table.empty:
         table["seq"] = np.zeros(0, dtype=np.int64)
+        table["when"] = pd.Series(pd.NaT, index=table.index, dtype="datetime64[us, UTC]")
         return table
     table["pos"] = np.arange(len(table))
-    when = parse_timestamps(pd.Series(created, dtype=object))
+    table["when"] = when.array
     dated = when.notna().groupby(table["row"]).transform("all").to_numpy()
     # Order by time only where the whole row is dated; mixing dated and undated comments
     # would invent an order, so those rows keep the order they were given in.
@@ -280,13 +309,53 @@ def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=["key", "pos"]).reset_index(drop=True)
 
 
+def _comment_entries(cell: Any) -> list[tuple[str, str, Any, str, bool, str]]:
+    """``comment_list`` plus the author, the internal flag and the channel (slow path)."""
+    cell = parse_json_cell(cell)
+    if isinstance(cell, dict):
+        cell = [cell]
+    if isinstance(cell, (list, tuple, np.ndarray)):
+        out = []
+        for entry in cell:
+            if isinstance(entry, dict):
+                out.append(
+                    (
+                        _role(entry.get("author_role")),
+                        as_text(entry.get("text")),
+                        entry.get("created"),
+                        as_text(entry.get("author")),
+                        _flag_cell(entry.get("internal")) == 1.0,
+                        as_text(entry.get("channel")).strip().lower(),
+                    )
+                )
+            elif isinstance(entry, str):
+                out.append(("requester", entry, None, "", False, ""))
+            elif hasattr(entry, "text") and hasattr(entry, "author_role"):
+                out.append(
+                    (
+                        _role(entry.author_role),
+                        as_text(entry.text),
+                        getattr(entry, "created", None),
+                        as_text(getattr(entry, "author", "")),
+                        bool(getattr(entry, "internal", False)),
+                        as_text(getattr(entry, "channel", "")).strip().lower(),
+                    )
+                )
+        return out
+    return [(role, body, when, "", False, "") for role, body, when in comment_list(cell)]
+
+
 def history_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every history event of every row: ``row``, ``field``, ``old``, ``new`` (lower-case text)."""
+    """Every history event of every row: ``row``, ``field``, ``old``, ``new`` (lower-case text),
+    ``shown`` (the new value as written, for reasons), ``at`` (UTC timestamp, NaT when unknown) and ``seq`` (order within the row, by time when
+    every event of the row is dated, else as given)."""
     values = column(frame, "history")
     rows: list[int] = []
     fields: list[str] = []
     olds: list[str] = []
     news: list[str] = []
+    shown: list[str] = []
+    ats: list[Any] = []
     if values is not None:
         for position, cell in enumerate(values):
             cell = parse_json_cell(cell)
@@ -297,22 +366,41 @@ def history_table(frame: pd.DataFrame) -> pd.DataFrame:
             for event in cell:
                 if isinstance(event, dict):
                     field, old, new = event.get("field"), event.get("old"), event.get("new")
+                    at = event.get("at")
                 elif hasattr(event, "field"):
                     field, old, new = event.field, event.old, event.new
+                    at = getattr(event, "at", None)
                 else:
                     continue
                 rows.append(position)
                 fields.append(field.lower() if type(field) is str else as_text(field).lower())
                 olds.append(old.strip().lower() if type(old) is str else as_text(old).lower())
-                news.append(new.strip().lower() if type(new) is str else as_text(new).lower())
-    return pd.DataFrame(
+                display = new.strip() if type(new) is str else as_text(new).strip()
+                news.append(display.lower())
+                shown.append(display)
+                ats.append(at)
+    table = pd.DataFrame(
         {
             "row": np.asarray(rows, dtype=np.int64),
             "field": pd.Series(fields, dtype=object),
             "old": pd.Series(olds, dtype=object),
             "new": pd.Series(news, dtype=object),
+            "shown": pd.Series(shown, dtype=object),
         }
     )
+    when = parse_timestamps(pd.Series(ats, dtype=object))
+    table["at"] = when.array
+    if table.empty:
+        table["seq"] = np.zeros(0, dtype=np.int64)
+        return table
+    # Platforms list history oldest first, but files may not: sort by time where known.
+    position = np.arange(len(table), dtype=float)
+    dated = when.notna().groupby(table["row"]).transform("all").to_numpy()
+    seconds = (when - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    table = table.assign(key=np.where(dated, seconds, position), pos=position)
+    table = table.sort_values(["row", "key", "pos"], kind="stable")
+    table["seq"] = table.groupby("row").cumcount().to_numpy() + 1
+    return table.drop(columns=["key", "pos"]).reset_index(drop=True)
 
 
 def text_list(cell: Any) -> list[str]:

@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import math
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,6 +25,10 @@ from momentos.enrichment.settings import ExperienceSettings, MomentsSettings
 from momentos.models import Item
 
 DEFAULT_CHUNK_ROWS = 50_000
+#: Rows per worker task when a file is enriched on several processes: a worker holds one
+#: chunk with its comments, signals and output (about 20 KB a row at peak), so smaller
+#: chunks keep several workers well under 2 GB together.
+PARALLEL_CHUNK_ROWS = 20_000
 _CSV_SUFFIXES = frozenset({".csv"})
 _JSONL_SUFFIXES = frozenset({".jsonl", ".json", ".ndjson"})
 
@@ -90,7 +95,13 @@ def items_to_frame(items: list[Item]) -> pd.DataFrame:
             "title": item.title,
             "description": item.description,
             "comments": [
-                {"author_role": c.author_role, "text": c.text, "created": _iso(c.created)}
+                {
+                    "author_role": c.author_role,
+                    "text": c.text,
+                    "created": _iso(c.created),
+                    "author": c.author,
+                    "internal": c.internal,
+                }
                 for c in item.comments
             ],
             "created": item.created,
@@ -312,37 +323,215 @@ def enrich_file(
     *,
     now: datetime,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    workers: int | None = None,
+    model: Any = None,
 ) -> int:
     """Enrich a CSV or JSON Lines file into another (formats by extension), chunk by chunk.
 
     Every input column is kept; the enrich output columns are added. Returns the number of
     rows written. The output is written to a temporary file and renamed at the end, so a
     failure never leaves a half-written output behind.
-    """
-    from momentos.enrichment import enrich  # the package imports this module
 
+    JSON Lines to JSON Lines runs on ``workers`` processes (default: the CPU count, at most
+    four) when the file holds more than one chunk: each worker reads its own byte range, so
+    no rows travel between processes, and the parts are joined in order. Each input line is
+    written back as it was, with the enrich columns appended, unless the input already has a
+    column of that name. ``model`` is the learned moment model (default: the shipped one).
+    """
     source, target = Path(input_path), Path(output_path)
     kind = _format_of(target)
     _format_of(source)
     partial = target.with_name(target.name + ".partial")
-    rows = 0
     try:
-        with partial.open("w", encoding="utf-8", newline="") as handle:
-            header_done = False
-            for chunk in iter_table(source, chunk_rows):
-                enriched = enrich(chunk, moments, experience, now)
-                if kind == "csv":
-                    _write_csv(enriched, handle, header=not header_done)
-                    header_done = True
-                else:
-                    _write_jsonl(enriched, handle)
-                rows += len(chunk)
-            if kind == "csv" and not header_done:
-                empty = enrich(_header_only(source), moments, experience, now)
-                _write_csv(empty, handle, header=True)
+        if kind == "jsonl" and _format_of(source) == "jsonl" and _peek_file(source) != "[":
+            count = workers if workers is not None else min(os.cpu_count() or 1, 4)
+            ranges = _jsonl_ranges(
+                source, min(chunk_rows, PARALLEL_CHUNK_ROWS) if count > 1 else chunk_rows
+            )
+            if count > 1 and len(ranges) > 1:
+                rows = _enrich_jsonl_parallel(
+                    source, partial, ranges, count, (moments, experience, now, model)
+                )
+            else:
+                rows = 0
+                with partial.open("w", encoding="utf-8", newline="") as handle:
+                    for start, stop, first_line in ranges:
+                        rows += _enrich_jsonl_range(
+                            source, start, stop, first_line, handle,
+                            (moments, experience, now, model),
+                        )
+        else:
+            rows = _enrich_table(source, partial, kind, moments, experience, now, chunk_rows,
+                                 model)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+    return rows
+
+
+def _enrich_table(
+    source: Path,
+    partial: Path,
+    kind: str,
+    moments: MomentsSettings | None,
+    experience: ExperienceSettings | None,
+    now: datetime,
+    chunk_rows: int,
+    model: Any,
+) -> int:
+    """The general path: any readable file, one chunk at a time in this process."""
+    from momentos.enrichment import enrich  # the package imports this module
+
+    rows = 0
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        header_done = False
+        for chunk in iter_table(source, chunk_rows):
+            # A file is a population of its own: its items are the reference for "typical"
+            # durations (there is no sync page whose neighbours change).
+            enriched = enrich(chunk, moments, experience, now, model=model,
+                              frame_is_population=True)
+            if kind == "csv":
+                _write_csv(enriched, handle, header=not header_done)
+                header_done = True
+            else:
+                _write_jsonl(enriched, handle)
+            rows += len(chunk)
+        if kind == "csv" and not header_done:
+            empty = enrich(_header_only(source), moments, experience, now, model=model)
+            _write_csv(empty, handle, header=True)
+    return rows
+
+
+def _peek_file(path: Path) -> str:
+    with path.open("r", encoding="utf-8-sig") as handle:
+        return _peek(handle)
+
+
+def _jsonl_ranges(path: Path, chunk_rows: int) -> list[tuple[int, int, int]]:
+    """(start byte, stop byte, number of the first line) of chunks of ``chunk_rows`` lines."""
+    ranges = []
+    start = position = 0
+    lines = 0
+    first_line = 1
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            position += len(line)
+            if line.strip():
+                lines += 1
+            if lines == chunk_rows:
+                ranges.append((start, position, first_line))
+                start, lines, first_line = position, 0, number + 1
+    if position > start:
+        ranges.append((start, position, first_line))
+    return ranges
+
+
+def _read_jsonl_range(path: Path, start: int, stop: int, first_line: int
+                      ) -> tuple[pd.DataFrame, list[str]]:
+    """The records of one byte range as a frame, and their raw lines (for passthrough)."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        data = handle.read(stop - start).decode("utf-8")
+    if start == 0 and data.startswith("\ufeff"):
+        data = data[1:]
+    raw: list[str] = []
+    records = []
+    for number, line in enumerate(data.split("\n"), first_line):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        records.append(_json_record(path, number, line))
+        raw.append(line.strip())
+    return pd.DataFrame(records, dtype=object), raw
+
+
+def _enrich_jsonl_range(
+    path: Path, start: int, stop: int, first_line: int, handle: IO[str], job: tuple[Any, ...]
+) -> int:
+    """Read, enrich and write one byte range of a JSON Lines file; returns its row count."""
+    from momentos.enrichment import OUTPUT_COLUMNS, enrich  # the package imports this module
+
+    moments, experience, now, model = job
+    frame, raw = _read_jsonl_range(path, start, stop, first_line)
+    if frame.empty:
+        return 0
+    enriched = enrich(frame, moments, experience, now, model=model, frame_is_population=True)
+    # An input that already carries an output column gets it replaced: rewrite whole records.
+    if set(OUTPUT_COLUMNS).isdisjoint(frame.columns) and all(line.endswith("}") for line in raw):
+        _write_jsonl_appended(raw, enriched[list(OUTPUT_COLUMNS)], handle)
+    else:
+        _write_jsonl(enriched, handle)
+    return len(frame)
+
+
+def _write_jsonl_appended(raw: list[str], added: pd.DataFrame, handle: IO[str]) -> None:
+    """Each input line as it was, with the new columns appended inside its object: the input
+    is neither parsed back nor re-serialised, which halves the cost of writing."""
+    ready = _file_ready(added, nested_as_text=False)
+    names = [str(c) for c in ready.columns]
+    columns = []
+    for name in names:
+        values = ready[name].tolist()
+        # NaN is not JSON (an empty sentiment); pd.NA / NaT neither.
+        columns.append([
+            None if v is pd.NA or v is pd.NaT or (type(v) is float and math.isnan(v)) else v
+            for v in values
+        ])
+    dumps = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
+    out = []
+    for line, row in zip(raw, zip(*columns)):
+        body = line[:-1].rstrip()
+        tail = dumps(dict(zip(names, row)))[1:]
+        out.append(body + (", " if not body.endswith("{") else "") + tail)
+    handle.write("\n".join(out))
+    handle.write("\n")
+
+
+def _worker_job(args: tuple[Any, ...]) -> tuple[int, str]:
+    """One byte range in a worker process, written to its own part file."""
+    path, start, stop, first_line, part, job = args
+    with Path(part).open("w", encoding="utf-8", newline="") as handle:
+        rows = _enrich_jsonl_range(Path(path), start, stop, first_line, handle, job)
+    return rows, part
+
+
+def _enrich_jsonl_parallel(
+    source: Path, partial: Path, ranges: list[tuple[int, int, int]], workers: int,
+    job: tuple[Any, ...],
+) -> int:
+    """Byte ranges on a process pool; parts are appended to ``partial`` in input order."""
+    import multiprocessing
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+
+    from momentos.enrichment.learn import default_model
+
+    if job[3] is None:
+        default_model()  # trained once here; forked workers inherit it
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    parts = [partial.with_name(f"{partial.name}.{i:05d}") for i in range(len(ranges))]
+    rows = 0
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
+                partial.open("wb") as out:
+            pending = []
+            queue = list(zip(ranges, parts))
+            # At most two ranges per worker in flight: memory stays flat on huge files.
+            while queue or pending:
+                while queue and len(pending) < 2 * workers:
+                    (start, stop, first_line), part = queue.pop(0)
+                    pending.append(pool.submit(
+                        _worker_job, (str(source), start, stop, first_line, str(part), job)
+                    ))
+                count, part_name = pending.pop(0).result()
+                rows += count
+                with Path(part_name).open("rb") as piece:
+                    shutil.copyfileobj(piece, out, 1 << 20)
+                Path(part_name).unlink()
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
     return rows
 
 

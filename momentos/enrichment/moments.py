@@ -2,14 +2,15 @@
 
 Rules are applied in order and the first match wins. Each rule is evaluated as one boolean
 mask over the whole frame. Items a rule sends to ``auto``, and items no rule matches, go to
-``classify_fallback``: a transparent bilingual keyword classifier (a learned model will replace
-it behind the same interface). Every decision carries its reason in plain words.
+the learned model (``momentos.enrichment.learn``), or, without one, ``classify_fallback``: a
+transparent bilingual keyword classifier. Every decision carries its reason in plain words.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,12 @@ FALLBACK_MAX_CONFIDENCE = 0.7
 _NO_KEYWORD_CONFIDENCE = 0.3
 _MAX_KEYWORDS_SHOWN = 4
 _FALLBACK_TEXT_CHARS = 5_000  # the gist of an item is in its title and first paragraphs
+
+class MomentModelLike(Protocol):
+    """What ``assign_moments`` needs from a learned model (``learn.MomentModel``)."""
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+
 
 _LABELS = {
     "source": "source",
@@ -344,8 +351,13 @@ def _label(name: str, fields: _Fields) -> str | pd.Series:
     return _LABELS.get(name, name.removeprefix("fields."))
 
 
-def assign_moments(frame: pd.DataFrame, settings: MomentsSettings) -> pd.DataFrame:
+def assign_moments(
+    frame: pd.DataFrame, settings: MomentsSettings, model: MomentModelLike | None = None
+) -> pd.DataFrame:
     """Apply the rules in order (first match wins), then the fallback for the rest.
+
+    The fallback is ``model`` (a ``learn.MomentModel``, or anything with ``predict(frame)``
+    returning ``moment``/``confidence``/``reason``); without one, the keyword classifier.
 
     Returns a frame aligned with ``frame`` with ``moment``, ``moment_confidence``,
     ``moment_reason``, ``moment_rule`` (the rule's name, ``""`` when none matched) and
@@ -380,12 +392,35 @@ def assign_moments(frame: pd.DataFrame, settings: MomentsSettings) -> pd.DataFra
     undecided = moment == "auto"
     if undecided.any():
         positions = np.flatnonzero(undecided)
-        guess = classify_fallback(frame.iloc[positions])
+        rest = frame.iloc[positions]
+        guess = model.predict(rest) if model is not None else classify_fallback(rest)
         by_rule = ~open_rows[positions]
         lead = np.where(by_rule, reason[positions] + " → auto; ", "no rule matched; ")
         moment[positions] = guess["moment"].to_numpy(dtype=object)
         confidence[positions] = guess["confidence"].to_numpy()
         reason[positions] = lead + guess["reason"].to_numpy(dtype=object)
+
+    # A rule that is only "mostly" right (a demand is usually innovation, sometimes the
+    # evolution of an existing system) yields to a learned model that is surer of another
+    # moment; the reason keeps both sides.
+    if model is not None and settings.model_can_override_below > 0:
+        unsure = np.flatnonzero(
+            ~undecided & ~open_rows & (confidence < settings.model_can_override_below)
+        )
+        if len(unsure):
+            second = model.predict(frame.iloc[unsure])
+            other = second["moment"].to_numpy(dtype=object)
+            sure = second["confidence"].to_numpy(dtype=float)
+            flip = (other != moment[unsure]) & (sure >= settings.override_confidence)
+            rows = unsure[flip]
+            if len(rows):
+                was = moment[rows]
+                moment[rows] = other[flip]
+                reason[rows] = (
+                    reason[rows] + " → " + was + " (" + np.char.mod("%.2f", confidence[rows])
+                    + "); overruled by " + second["reason"].to_numpy(dtype=object)[flip]
+                )
+                confidence[rows] = sure[flip]
 
     return pd.DataFrame(
         {

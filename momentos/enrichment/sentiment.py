@@ -286,23 +286,40 @@ def score_texts(texts: Iterable[object], languages: Iterable[str] | None = None)
     return np.asarray(out, dtype=float)
 
 
-def requester_sentiment(
-    descriptions: pd.Series, comments: pd.DataFrame, languages: pd.Series
+def score_comments(
+    comments: pd.DataFrame, languages: pd.Series, roles: tuple[str, ...] = ("requester", "other")
 ) -> np.ndarray:
-    """Per-row requester sentiment (-1..1, NaN when the requester wrote nothing).
+    """Sentiment of each public comment written by one of ``roles`` (NaN for the others).
 
-    ``descriptions`` and ``languages`` are positional text Series of the frame's length;
-    ``comments`` is ``columns.comments_table(frame)``. The description has weight 1 and the
-    requester's k-th comment weight k + 1; texts without any sentiment count a quarter.
+    ``comments`` is ``columns.comments_table(frame)``; ``languages`` the frame's normalized
+    language per row. Work notes (``internal``) are IT talking to IT, never the customer.
     """
-    n = len(descriptions)
-    requester = comments[comments["role"] == "requester"]
-    rank = requester.groupby("row").cumcount().to_numpy() + 1
-    rows = np.concatenate([np.arange(n), requester["row"].to_numpy()])
-    texts = pd.concat([descriptions, requester["text"]], ignore_index=True)
-    weights = np.concatenate([np.ones(n), rank + 1.0])
-    langs = languages.to_numpy(dtype=object)[rows]
-    scores = score_texts(texts, langs)
+    out = np.full(len(comments), np.nan)
+    if comments.empty:
+        return out
+    chosen = comments["role"].isin(roles).to_numpy().copy()
+    if "internal" in comments:
+        chosen &= ~comments["internal"].to_numpy(dtype=bool)
+    rows = comments["row"].to_numpy()[chosen]
+    out[chosen] = score_texts(comments["text"].to_numpy(dtype=object)[chosen],
+                              languages.to_numpy(dtype=object)[rows])
+    return out
+
+
+def weighted_voice(
+    n: int,
+    rows: np.ndarray,
+    ranks: np.ndarray,
+    scores: np.ndarray,
+    opening: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-row weighted mean of text scores: the opening text (description) has weight 1 and
+    the k-th later text weight k + 1; texts without any sentiment count a quarter."""
+    if opening is not None:
+        rows = np.concatenate([np.arange(n), rows])
+        scores = np.concatenate([opening, scores])
+        ranks = np.concatenate([np.zeros(n), ranks])
+    weights = ranks + 1.0
     has_text = ~np.isnan(scores)
     # "Here is the screenshot" says nothing about how it feels; letting such texts count in
     # full would dilute what the requester did express.
@@ -312,3 +329,32 @@ def requester_sentiment(
     with np.errstate(invalid="ignore", divide="ignore"):
         result = weighted / total_weight
     return np.where(total_weight > 0, result, np.nan)
+
+
+def requester_sentiment(
+    descriptions: pd.Series,
+    comments: pd.DataFrame,
+    languages: pd.Series,
+    comment_scores: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-row requester sentiment (-1..1, NaN when the requester wrote nothing).
+
+    ``descriptions`` and ``languages`` are positional text Series of the frame's length;
+    ``comments`` is ``columns.comments_table(frame)``; ``comment_scores`` (aligned with it)
+    saves scoring the comments twice. The description has weight 1 and the requester's k-th
+    comment weight k + 1 (how a conversation ends says more than how it started); texts
+    without any sentiment count a quarter.
+    """
+    n = len(descriptions)
+    mask = (comments["role"] == "requester").to_numpy().copy()
+    if "internal" in comments:
+        mask &= ~comments["internal"].to_numpy(dtype=bool)
+    requester = comments[mask]
+    rank = requester.groupby("row").cumcount().to_numpy() + 1.0
+    if comment_scores is None:
+        scores = score_texts(requester["text"], languages.to_numpy(dtype=object)[
+            requester["row"].to_numpy()])
+    else:
+        scores = comment_scores[mask]
+    opening = score_texts(descriptions, languages.to_numpy(dtype=object))
+    return weighted_voice(n, requester["row"].to_numpy(), rank, scores, opening)

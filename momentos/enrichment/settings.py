@@ -15,26 +15,101 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Moment = Literal["operation", "evolution", "innovation"]
 RuleMoment = Literal["operation", "evolution", "innovation", "auto"]
-Signal = Literal[
-    "sentiment",
-    "chasers",
-    "reopen_count",
-    "reassignment_count",
-    "sla_breached",
-    "survey_score",
-    "age_days",
-]
-
-#: Signals in the order they are computed, written to ``signals`` and weighed.
+#: Scored signals, in the order they are computed, written to ``signals`` and weighed. Each
+#: has its definition in docs/SIGNALS.md; the weights below say how many points each can move.
 SIGNALS: tuple[str, ...] = (
     "sentiment",
+    "participants_sentiment",
+    "complaints",
+    "agent_concern",
     "chasers",
+    "unanswered_questions",
+    "wait_hours",
+    "first_response_hours",
+    "resolution_hours",
     "reopen_count",
     "reassignment_count",
+    "pingpong",
     "sla_breached",
+    "priority_raised",
+    "on_hold_hours",
+    "repeat_contact",
+    "requester_interactions",
+    "channel_switches",
     "survey_score",
+    "lost_hours",
     "age_days",
+    "howto",
+    "caused_incidents",
+    "failed_change",
+    "rework",
+    "business_participants",
+    "business_share",
+    "stalled_days",
 )
+
+Signal = Literal[
+    "sentiment",
+    "participants_sentiment",
+    "complaints",
+    "agent_concern",
+    "chasers",
+    "unanswered_questions",
+    "wait_hours",
+    "first_response_hours",
+    "resolution_hours",
+    "reopen_count",
+    "reassignment_count",
+    "pingpong",
+    "sla_breached",
+    "priority_raised",
+    "on_hold_hours",
+    "repeat_contact",
+    "requester_interactions",
+    "channel_switches",
+    "survey_score",
+    "lost_hours",
+    "age_days",
+    "howto",
+    "caused_incidents",
+    "failed_change",
+    "rework",
+    "business_participants",
+    "business_share",
+    "stalled_days",
+]
+
+#: How each signal is written in the ``signals`` JSON object.
+SIGNAL_TYPES: dict[str, type] = {
+    "sentiment": float,
+    "participants_sentiment": float,
+    "complaints": int,
+    "agent_concern": int,
+    "chasers": int,
+    "unanswered_questions": int,
+    "wait_hours": float,
+    "first_response_hours": float,
+    "resolution_hours": float,
+    "reopen_count": int,
+    "reassignment_count": int,
+    "pingpong": int,
+    "sla_breached": bool,
+    "priority_raised": int,
+    "on_hold_hours": float,
+    "repeat_contact": int,
+    "requester_interactions": int,
+    "channel_switches": int,
+    "survey_score": float,
+    "lost_hours": float,
+    "age_days": float,
+    "howto": bool,
+    "caused_incidents": int,
+    "failed_change": bool,
+    "rework": int,
+    "business_participants": int,
+    "business_share": float,
+    "stalled_days": float,
+}
 
 #: Criteria a rule can match on, in the order they appear in reasons.
 CRITERIA: tuple[str, ...] = (
@@ -47,45 +122,138 @@ CRITERIA: tuple[str, ...] = (
     "labels",
 )
 
-# Points (on the 0-100 scale) that each signal can take away at full severity, per moment.
-# Operation is where waiting, chasing and SLA breaches hurt most; innovation is judged mostly
-# by how the people co-creating it feel, so sentiment weighs more and process counters less.
+# Points (on the 0-100 scale) that each signal can take away at full severity, per moment
+# (sentiment and survey answers can also give points back). Fitted on sandbox seeds 1-3 and
+# rounded (benchmarks/enrichment_quality.py --fit prints the fit); see docs/SIGNALS.md.
+# Operation is judged mostly by the process (waiting, chasing, SLA, reopening); evolution and
+# innovation mostly by what the business says and whether IT answers them.
+_ZERO: dict[str, float] = {name: 0.0 for name in SIGNALS}
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "operation": {
-        "sentiment": 30.0,
-        "chasers": 30.0,
-        "reopen_count": 25.0,
-        "reassignment_count": 15.0,
-        "sla_breached": 20.0,
-        "survey_score": 30.0,
-        "age_days": 10.0,
-    },
-    "evolution": {
-        "sentiment": 30.0,
-        "chasers": 25.0,
-        "reopen_count": 20.0,
-        "reassignment_count": 10.0,
+    "operation": _ZERO
+    | {
+        "sentiment": 29.0,
+        "participants_sentiment": 10.0,
+        "complaints": 3.0,
+        "agent_concern": 60.0,
+        "chasers": 31.0,
+        "unanswered_questions": 5.0,
+        "wait_hours": 3.0,
+        "first_response_hours": 35.0,
+        "resolution_hours": 20.0,
+        "reopen_count": 15.0,
+        "reassignment_count": 31.0,
+        "pingpong": 14.0,
         "sla_breached": 10.0,
-        "survey_score": 25.0,
-        "age_days": 10.0,
+        "priority_raised": 35.0,
+        "repeat_contact": 5.0,
+        "requester_interactions": 35.0,
+        "channel_switches": 5.0,
+        "survey_score": 50.0,
     },
-    "innovation": {
-        "sentiment": 35.0,
-        "chasers": 25.0,
-        "reopen_count": 10.0,
-        "reassignment_count": 5.0,
-        "sla_breached": 5.0,
-        "survey_score": 25.0,
-        "age_days": 5.0,
+    "evolution": _ZERO
+    | {
+        "sentiment": 54.0,
+        "participants_sentiment": 3.0,
+        "complaints": 9.0,
+        "agent_concern": 60.0,
+        "chasers": 10.0,
+        "unanswered_questions": 20.0,
+        "wait_hours": 13.0,
+        "first_response_hours": 35.0,
+        "resolution_hours": 21.0,
+        "reopen_count": 20.0,
+        "reassignment_count": 27.0,
+        "pingpong": 25.0,
+        "sla_breached": 10.0,
+        "priority_raised": 5.0,
+        "repeat_contact": 5.0,
+        "requester_interactions": 6.0,
+        "survey_score": 50.0,
+        "caused_incidents": 10.0,
+        "failed_change": 30.0,
+        "rework": 15.0,
+        "stalled_days": 34.0,
+    },
+    "innovation": _ZERO
+    | {
+        "sentiment": 27.0,
+        "participants_sentiment": 11.0,
+        "complaints": 19.0,
+        "agent_concern": 60.0,
+        "chasers": 12.0,
+        "unanswered_questions": 27.0,
+        "wait_hours": 14.0,
+        "first_response_hours": 35.0,
+        "resolution_hours": 19.0,
+        "reopen_count": 15.0,
+        "reassignment_count": 35.0,
+        "pingpong": 27.0,
+        "sla_breached": 10.0,
+        "repeat_contact": 5.0,
+        "requester_interactions": 16.0,
+        "survey_score": 50.0,
+        "business_participants": 5.0,
+        "business_share": 5.0,
+        "stalled_days": 35.0,
     },
 }
 
-#: Days an item may take (resolved - created, or now - created while open) before age counts.
+#: Days an item may take (resolved - created, or now - created while open) before ``age_days``
+#: counts, and the typical resolution time when the frame has too few similar items to tell.
 DEFAULT_AGE_TARGET_DAYS: dict[str, float] = {
     "operation": 5.0,
     "evolution": 30.0,
     "innovation": 90.0,
 }
+#: Hours a requester can wait for an answer before it starts to hurt (severity 1/2 there).
+DEFAULT_WAIT_TARGET_HOURS: dict[str, float] = {
+    "operation": 24.0,
+    "evolution": 72.0,
+    "innovation": 120.0,
+}
+#: Typical hours to IT's first response when the data has too few similar items to tell.
+DEFAULT_RESPONSE_TARGET_HOURS: dict[str, float] = {
+    "operation": 4.0,
+    "evolution": 24.0,
+    "innovation": 48.0,
+}
+#: Days without any activity after which open work counts as stalled (severity 1/2 there).
+DEFAULT_STALL_DAYS: dict[str, float] = {
+    "operation": 5.0,
+    "evolution": 14.0,
+    "innovation": 21.0,
+}
+#: States in which the item waits for the customer (compared lower-case).
+DEFAULT_HOLD_STATES: tuple[str, ...] = (
+    "on hold",
+    "pending",
+    "awaiting user info",
+    "awaiting caller",
+    "waiting for customer",
+    "waiting for support",
+    "pending customer",
+    "en espera",
+    "pendiente",
+    "esperando al cliente",
+    "3",
+    "-5",
+)
+#: Close codes, resolutions or states that mean a change failed or was backed out (substrings,
+#: compared lower-case on ``close_code``, ``resolution``, ``change_result`` and ``state``).
+DEFAULT_FAILED_CHANGE_VALUES: tuple[str, ...] = (
+    "unsuccessful",
+    "failed",
+    "backed out",
+    "backout",
+    "rolled back",
+    "rollback",
+    "fallido",
+    "revertido",
+    "marcha atras",
+    "vuelta atras",
+)
+#: Kinds counted as incidents when looking for incidents caused by a change.
+DEFAULT_INCIDENT_KINDS: tuple[str, ...] = ("incident", "bug", "problem")
 
 StrList = list[str]
 
@@ -202,6 +370,10 @@ class MomentsSettings(BaseModel):
     rules: list[MomentRule] = Field(default_factory=list)
     include_default_rules: bool = True
     review_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    #: Rules below this confidence ("mostly innovation") yield to the learned model when it is
+    #: at least ``override_confidence`` sure of another moment; 0 turns overruling off.
+    model_can_override_below: float = Field(default=0.9, ge=0.0, le=1.0)
+    override_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
 
     @field_validator("rules")
     @classmethod
@@ -244,10 +416,40 @@ class ExperienceLevels(BaseModel):
 
 
 Weight = Annotated[float, Field(ge=0.0, le=100.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+
+class LostTimeSettings(BaseModel):
+    """Estimated lost time: ``users affected x working hours elapsed x share of work lost``.
+
+    Only operation items count (something the requester needed did not work). Working hours
+    are ``workday_hours / 24`` of the elapsed hours, capped at ``cap_hours`` elapsed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: People affected by priority rank (1 = critical .. 5 = planning).
+    users_by_priority: dict[int, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=lambda: {1: 20.0, 2: 5.0, 3: 1.0, 4: 1.0, 5: 1.0}
+    )
+    #: Share of their work lost while it lasts: defects block, requests and questions less.
+    loss_share: dict[Literal["defect", "request", "howto"], Annotated[float, Field(ge=0, le=1)]] = (
+        Field(default_factory=lambda: {"defect": 0.5, "request": 0.2, "howto": 0.1})
+    )
+    workday_hours: float = Field(default=8.0, gt=0.0, le=24.0)
+    cap_hours: float = Field(default=240.0, gt=0.0)
+
+    @field_validator("users_by_priority", mode="before")
+    @classmethod
+    def _merge_users(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {1: 20.0, 2: 5.0, 3: 1.0, 4: 1.0, 5: 1.0, **value}
+        return value
 
 
 class ExperienceSettings(BaseModel):
-    """The ``experience:`` section: per-moment signal weights, levels, reason language."""
+    """The ``experience:`` section: per-moment signal weights, levels, reason language, and the
+    windows and targets the signals are measured against."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -256,9 +458,29 @@ class ExperienceSettings(BaseModel):
     weights: dict[Moment, dict[Signal, Weight]] = Field(
         default_factory=lambda: {m: dict(w) for m, w in DEFAULT_WEIGHTS.items()}
     )
-    age_target_days: dict[Moment, Annotated[float, Field(gt=0.0)]] = Field(
+    age_target_days: dict[Moment, Positive] = Field(
         default_factory=lambda: dict(DEFAULT_AGE_TARGET_DAYS)
     )
+    wait_target_hours: dict[Moment, Positive] = Field(
+        default_factory=lambda: dict(DEFAULT_WAIT_TARGET_HOURS)
+    )
+    stall_days: dict[Moment, Positive] = Field(default_factory=lambda: dict(DEFAULT_STALL_DAYS))
+    response_target_hours: dict[Moment, Positive] = Field(
+        default_factory=lambda: dict(DEFAULT_RESPONSE_TARGET_HOURS)
+    )
+    #: Typical resolution hours by kind (``incident: 24``); kinds not listed use the median of
+    #: similar items in the frame (and context), else ``age_target_days`` of their moment.
+    resolution_target_hours: dict[str, Positive] = Field(default_factory=dict)
+    #: Similar items needed before their median counts as "typical".
+    min_group_size: int = Field(default=10, ge=2)
+    repeat_contact_days: float = Field(default=14.0, gt=0.0)
+    caused_incident_days: float = Field(default=7.0, gt=0.0)
+    hold_states: list[str] = Field(default_factory=lambda: list(DEFAULT_HOLD_STATES))
+    failed_change_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_FAILED_CHANGE_VALUES)
+    )
+    incident_kinds: list[str] = Field(default_factory=lambda: list(DEFAULT_INCIDENT_KINDS))
+    lost_time: LostTimeSettings = Field(default_factory=LostTimeSettings)
     levels: ExperienceLevels = Field(default_factory=ExperienceLevels)
     language: Literal["en", "es"] = "en"
     #: Extra regular expressions (case-insensitive) for requester comments that chase status;
@@ -285,6 +507,39 @@ class ExperienceSettings(BaseModel):
         if not isinstance(value, dict):
             return value
         return {**DEFAULT_AGE_TARGET_DAYS, **value}
+
+    @field_validator("wait_target_hours", mode="before")
+    @classmethod
+    def _merge_wait(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {**DEFAULT_WAIT_TARGET_HOURS, **value}
+
+    @field_validator("stall_days", mode="before")
+    @classmethod
+    def _merge_stall(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {**DEFAULT_STALL_DAYS, **value}
+
+    @field_validator("response_target_hours", mode="before")
+    @classmethod
+    def _merge_response(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {**DEFAULT_RESPONSE_TARGET_HOURS, **value}
+
+    @field_validator("resolution_target_hours", mode="before")
+    @classmethod
+    def _kinds_lower(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k).strip().lower(): v for k, v in value.items()}
+        return value
+
+    @field_validator("hold_states", "failed_change_values", "incident_kinds")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower() for v in value if v.strip()]
 
     @field_validator("chaser_patterns")
     @classmethod
@@ -332,6 +587,9 @@ def default_rules() -> list[MomentRule]:
             platform="servicenow",
             container=["dmn_demand", "pm_project", "pm_project_task"],
             moment="innovation",
+            # Mostly innovation, but some demands and projects evolve existing systems: sure
+            # enough to decide, not sure enough to teach the learned model.
+            confidence=0.85,
         ),
         MomentRule(
             name="jira-operation",
@@ -359,6 +617,7 @@ def default_rules() -> list[MomentRule]:
             platform="jira",
             kind=["idea", "epic", "initiative"],
             moment="innovation",
+            confidence=0.85,
         ),
         MomentRule(
             name="jira-auto",
@@ -381,15 +640,22 @@ def default_rules() -> list[MomentRule]:
                 "change": "evolution",
                 "improvement": "evolution",
                 "enhancement": "evolution",
-                "demand": "innovation",
-                "project": "innovation",
-                "idea": "innovation",
-                "epic": "innovation",
-                "initiative": "innovation",
                 "story": "auto",
                 "task": "auto",
                 "sub-task": "auto",
                 "subtask": "auto",
             },
+        ),
+        MomentRule(
+            name="by-kind-innovation",
+            map_field="kind",
+            map={
+                "demand": "innovation",
+                "project": "innovation",
+                "idea": "innovation",
+                "epic": "innovation",
+                "initiative": "innovation",
+            },
+            confidence=0.85,
         ),
     ]

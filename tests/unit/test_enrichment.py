@@ -143,6 +143,8 @@ def test_items_to_frame_and_enrich() -> None:
         "author_role": "requester",
         "text": "¿Alguna novedad?",
         "created": "2025-02-18T00:00:00Z",
+        "author": "ana",
+        "internal": False,
     }
     assert frame.loc[0, "history"][1]["old"] == "Service Desk"
     assert str(frame["created"].dtype).startswith("datetime64")
@@ -153,8 +155,10 @@ def test_items_to_frame_and_enrich() -> None:
     signals = out.loc[0, "signals"]
     assert signals["chasers"] == 2 and signals["reassignment_count"] == 1
     assert signals["sla_breached"] is True and signals["age_days"] == 12.0
+    assert signals["wait_hours"] == 7 * 24.0  # "seguimos esperando" on day 5, still open on 12
+    assert signals["watermelon"] is False  # SLA breached: red outside too
     reasons = out.loc[0, "experience_reasons"].split("; ")
-    assert set(reasons[:2]) == {"SLA incumplido", "el solicitante preguntó 2 veces por el estado"}
+    assert "el solicitante preguntó 2 veces por el estado" in reasons
     assert out.loc[1, "experience_level"] == "good"
     assert out.loc[1, "experience_reasons"].startswith("sin señales negativas")
     assert items_to_frame([]).columns.tolist() == frame.columns.tolist()
@@ -175,7 +179,9 @@ def test_enrich_file_csv_with_only_title_and_description(tmp_path: Path) -> None
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["title", "description", *OUTPUT_COLUMNS]
     assert [r["moment"] for r in rows] == ["innovation", "operation", "operation"]
-    assert rows[0]["moment_reason"].startswith("no rule matched; keywords: 'nueva funcionalidad'")
+    # The shipped model decides what no rule does, and says which words made it sure.
+    assert rows[0]["moment_reason"].startswith("no rule matched; model 0.")
+    assert "'piloto'" in rows[0]["moment_reason"]
     assert float(rows[1]["sentiment"]) < -0.6
     assert rows[2]["sentiment"] == ""  # no requester text: empty
     assert json.loads(rows[1]["signals"])["sentiment"] < -0.6
@@ -295,3 +301,41 @@ def test_write_table_serializes_nested_and_datetimes(tmp_path: Path) -> None:
         "labels": ["a", "b"],
         "signals": '{"chasers": 1, "sentiment": null}',
     }
+
+
+def test_jsonl_in_parallel_keeps_lines_order_and_input_text(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": f"{i:03d}", "title": t, "custom": {"a": [1, 2]}, "language": "es"},
+                   ensure_ascii=False)
+        for i, t in enumerate(["VPN caída", "Upgrade Java", "Idea: IA", "No imprime", "Mejora"])
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n",
+                      encoding="utf-8")
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    assert enrich_file(source, one, now=NOW, workers=1) == 5
+    assert enrich_file(source, many, now=NOW, chunk_rows=2, workers=2) == 5
+    assert one.read_text(encoding="utf-8") == many.read_text(encoding="utf-8")
+    out = many.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in out] == ["000", "001", "002", "003", "004"]
+    # The input is written back as it was, the enrich columns appended inside the object.
+    assert out[0].startswith(lines[0][:-1] + ", \"moment\": ")
+    assert list(json.loads(out[0]))[-len(OUTPUT_COLUMNS):] == list(OUTPUT_COLUMNS)
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_jsonl_with_an_output_column_already_in_the_input_is_rewritten(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"title": "VPN down", "moment": "old"}\n', encoding="utf-8")
+    target = tmp_path / "out.jsonl"
+    enrich_file(source, target, now=NOW)
+    record = json.loads(target.read_text(encoding="utf-8"))
+    assert record["moment"] == "operation" and record["title"] == "VPN down"
+
+
+def test_bad_jsonl_line_is_named_in_parallel_too(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"title": "a"}\n{"title": "b"}\n{"title": \n', encoding="utf-8")
+    with pytest.raises(TableFormatError, match=r"in\.jsonl:3"):
+        enrich_file(source, tmp_path / "out.jsonl", now=NOW, chunk_rows=1, workers=2)
+    assert not list(tmp_path.glob("out.jsonl*"))
