@@ -497,7 +497,7 @@ class SyncEngine:
         summary: SourceSummary,
     ) -> None:
         try:
-            connector.post_note(item, episode["text"])
+            version = connector.post_note(item, episode["text"])
         except NotImplementedError as exc:
             log.warning("%s: %s; nudges stay pending", source, exc)
             return
@@ -505,6 +505,9 @@ class SyncEngine:
             log.warning("%s: note on %s not posted (%s); the next run retries", source, item.key, exc)
             return
         self.state.mark_notes_sent(source, [(episode["item_id"], episode["episode"])])
+        if version is not None:
+            # The note made a new version of the item; it is ours, like a field write.
+            self.state.mark_versions(source, {episode["item_id"]: version})
         summary.notes += 1
 
     def _reconcile_notes(self, connector: Connector, settings: SourceSettings, summary: SourceSummary) -> None:

@@ -250,9 +250,10 @@ class Connector(ABC):
     def check(self) -> list[CheckProblem]:
         """Reach the platform and verify reading and the writeback fields."""
 
-    def post_note(self, item: Item, text: str) -> None:
+    def post_note(self, item: Item, text: str) -> datetime | None:
         """Post an internal note on the item (ServiceNow work note, Jira internal/restricted
-        comment), seen by IT only. Raises a MomentosError when the platform refuses."""
+        comment), seen by IT only; returns the item's new ``updated`` when the answer tells it,
+        so the next pull knows that version is ours. Raises a MomentosError when refused."""
         raise NotImplementedError(f"{self.platform} connector cannot post notes")
 
     def find_notes(self, items: list[Item], markers: dict[str, str]) -> set[str]:

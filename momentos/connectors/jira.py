@@ -1279,7 +1279,7 @@ class JiraConnector(Connector):
 
     # --- checking ---------------------------------------------------------------------------------------
     # --- nudge notes ----------------------------------------------------------------------------------
-    def post_note(self, item: Item, text: str) -> None:
+    def post_note(self, item: Item, text: str) -> datetime | None:
         """An internal note: on a service-desk project a JSM internal comment (the
         ``sd.public.comment`` property), elsewhere a comment restricted to the first agent group.
         See Atlassian's "Add comment" (``properties``, ``visibility``) reference."""
@@ -1289,7 +1289,9 @@ class JiraConnector(Connector):
             body["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
         elif self.settings.agent_groups:
             body["visibility"] = {"type": "group", "value": self.settings.agent_groups[0]}
-        client.post(f"post a note on {item.key}", client.url(f"issue/{item.key}/comment"), body)
+        answer = client.post(f"post a note on {item.key}", client.url(f"issue/{item.key}/comment"), body)
+        # Adding a comment stamps the issue's `updated` with the comment's time.
+        return parse_utc((answer or {}).get("created")) if isinstance(answer, dict) else None
 
     def find_notes(self, items: list[Item], markers: dict[str, str]) -> set[str]:
         """Items whose comments already hold their marker (read only for unconfirmed notes)."""

@@ -1667,12 +1667,13 @@ class ServiceNowConnector(Connector):
 
     # -- checking ---------------------------------------------------------------------------------
     # -- nudge notes ------------------------------------------------------------------------------
-    def post_note(self, item: Item, text: str) -> None:
+    def post_note(self, item: Item, text: str) -> datetime | None:
         """A work note: PATCH the record's ``work_notes`` journal field, which ServiceNow stores
-        as a sys_journal_field entry visible to IT only."""
-        failed, _ = self.api.patch(item.container, item.id, {"work_notes": text})
+        as a sys_journal_field entry visible to IT only. Returns the new sys_updated_on."""
+        failed, updated = self.api.patch(item.container, item.id, {"work_notes": text})
         if failed is not None:
             raise error_for(failed, f"ServiceNow source {self.settings.name}: work note on {item.key}")
+        return updated
 
     def find_notes(self, items: list[Item], markers: dict[str, str]) -> set[str]:
         """Items whose work notes already hold their marker: one journal query per chunk."""
