@@ -428,6 +428,14 @@ class SyncEngine:
                     source, o["by"], o["field"], o["key"], o["value"],
                 )
             self.state.record_overrides(source, plan.new_overrides)
+            # A person's moment is a label for the learned moment model, with the item's text.
+            texts = {i.id: f"{i.title}\n{i.description}".strip() for i in fresh}
+            self.state.add_labels(
+                {"source": source, "item_id": o["item_id"], "moment": o["value"],
+                 "origin": "human", "text": texts.get(o["item_id"], "")}
+                for o in plan.new_overrides
+                if o["field"] == "moment" and o["value"] in ("operation", "evolution", "innovation")
+            )
         write_results = connector.write(plan.changes) if plan.changes else []
         by_item: dict[str, list[FieldChange]] = {}
         for change in plan.changes:

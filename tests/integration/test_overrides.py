@@ -83,6 +83,9 @@ def test_human_edits_of_the_moment_are_kept_and_counted(tmp_path, monkeypatch, s
         assert {o["item_id"] for o in overrides} == set(edited)
         assert {o["value"] for o in overrides} == set(edited.values()) | set()
         assert all(o["by"] for o in overrides)
+        # The people's moments are in the moment model's training set, as human labels.
+        human = {l["item_id"]: l["moment"] for l in state.training_labels() if l["origin"] == "human"}
+        assert human == edited
 
         # A full resync recomputes everything and still leaves the people's values alone.
         third = engine.run(full=True)
