@@ -22,7 +22,14 @@ from typing import Any
 import pandas as pd
 
 from momentos.config import Config
-from momentos.connectors.base import Connector, FieldChange, Page, SourceSettings, registered_connectors
+from momentos.connectors.base import (
+    Connector,
+    FieldChange,
+    Page,
+    SourceSettings,
+    WriteResult,
+    registered_connectors,
+)
 from momentos.enrichment import enrich
 from momentos.enrichment.frame import items_to_frame
 from momentos.errors import BudgetExhausted, MomentosError
@@ -437,26 +444,7 @@ class SyncEngine:
                 if o["field"] == "moment" and o["value"] in ("operation", "evolution", "innovation")
             )
         write_results = connector.write(plan.changes) if plan.changes else []
-        by_item: dict[str, list[FieldChange]] = {}
-        for change in plan.changes:
-            by_item.setdefault(change.item.id, []).append(change)
-        writes_ok: list[tuple[str, str, str | None]] = []
-        failed: list[PendingWrite] = []
-        errors: dict[tuple[str, str], tuple[str, bool]] = {}
-        new_versions: dict[str, datetime] = {}
-        for res in write_results:
-            changes = by_item.get(res.item_id, [])
-            if res.ok:
-                summary.written += 1
-                writes_ok += [(c.item.id, c.field, str(c.new)) for c in changes]
-                if res.updated is not None:
-                    new_versions[res.item_id] = res.updated
-            else:
-                summary.failed += 1
-                log.warning("%s: write to %s failed: %s", source, changes[0].item.key if changes else res.item_id, res.error)
-                for c in changes:
-                    failed.append(PendingWrite(source, c.item.id, c.item.key, c.item.container, c.field, str(c.new), 0))
-                    errors[(c.item.id, c.field)] = (res.error, res.retriable)
+        writes_ok, failed, errors, new_versions = _settle(source, plan.changes, write_results, summary)
 
         rows = []
         for row in enriched.to_dict("records"):
@@ -579,25 +567,52 @@ class SyncEngine:
             changes.append(FieldChange(item, pw.field, None, pw.value))
         log.info("%s: retrying %d pending field writes on %d items", settings.name, len(changes), len(items))
         results = connector.write(changes)
-        by_item: dict[str, list[FieldChange]] = {}
-        for change in changes:
-            by_item.setdefault(change.item.id, []).append(change)
-        ok: list[tuple[str, str, str | None]] = []
-        failed: list[PendingWrite] = []
-        errors: dict[tuple[str, str], tuple[str, bool]] = {}
-        pending_by_key = {(p.item_id, p.field): p for p in pending}
-        for res in results:
-            for c in by_item.get(res.item_id, []):
-                if res.ok:
-                    ok.append((c.item.id, c.field, str(c.new)))
-                else:
-                    failed.append(pending_by_key[(c.item.id, c.field)])
-                    errors[(c.item.id, c.field)] = (res.error, res.retriable)
-            if res.ok:
-                summary.written += 1
-            else:
-                summary.failed += 1
+        ok, failed, errors, _ = _settle(
+            settings.name, changes, results, summary,
+            {(p.item_id, p.field): p for p in pending},
+        )
         self.state.commit_page(settings.name, "", [], ok, failed, errors, None)
+
+
+def _settle(
+    source: str,
+    changes: list[FieldChange],
+    results: list[WriteResult],
+    summary: SourceSummary,
+    pending: dict[tuple[str, str], PendingWrite] | None = None,
+) -> tuple[
+    list[tuple[str, str, str | None]],
+    list[PendingWrite],
+    dict[tuple[str, str], tuple[str, bool]],
+    dict[str, datetime],
+]:
+    """Sort write results into written values, writes still owed (keeping the attempt count of
+    ``pending`` ones being retried) with their errors, and post-write versions; count them."""
+    by_item: dict[str, list[FieldChange]] = {}
+    for change in changes:
+        by_item.setdefault(change.item.id, []).append(change)
+    ok: list[tuple[str, str, str | None]] = []
+    failed: list[PendingWrite] = []
+    errors: dict[tuple[str, str], tuple[str, bool]] = {}
+    versions: dict[str, datetime] = {}
+    for res in results:
+        item_changes = by_item.get(res.item_id, [])
+        if res.ok:
+            summary.written += 1
+            ok += [(c.item.id, c.field, str(c.new)) for c in item_changes]
+            if res.updated is not None:
+                versions[res.item_id] = res.updated
+            continue
+        summary.failed += 1
+        key = item_changes[0].item.key if item_changes else res.item_id
+        log.warning("%s: write to %s failed: %s", source, key, res.error)
+        for c in item_changes:
+            owed = (pending or {}).get((c.item.id, c.field)) or PendingWrite(
+                source, c.item.id, c.item.key, c.item.container, c.field, str(c.new), 0
+            )
+            failed.append(owed)
+            errors[(c.item.id, c.field)] = (res.error, res.retriable)
+    return ok, failed, errors, versions
 
 
 def write_diff_csv(diff: list[dict[str, Any]], path: Path) -> Path:
