@@ -146,10 +146,11 @@ def _tree_rss_mb(pid: int) -> float:
     return total
 
 
-def run_cli(source: Path, target: Path) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak memory in MB of the whole process tree) of
-    ``momentos enrich`` in a subprocess; memory is sampled every 50 ms. CPU seconds (user +
-    system, workers included) tell the cost when other work shares the machine."""
+def run_cli(source: Path, target: Path) -> tuple[float, float, float, list[float]]:
+    """(wall seconds, CPU seconds, peak memory in MB of the whole process tree, one-minute
+    load averages seen during the run) of ``momentos enrich`` in a subprocess; memory is
+    sampled every 50 ms, the load every second. CPU seconds (user + system, workers included)
+    tell the cost when other work shares the machine."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -159,15 +160,20 @@ def run_cli(source: Path, target: Path) -> tuple[float, float, float]:
         stdout=subprocess.DEVNULL,
     )
     peak = 0.0
+    loads: list[float] = []
+    next_load = start
     while process.poll() is None:
         peak = max(peak, _tree_rss_mb(process.pid))
+        if time.perf_counter() >= next_load:
+            loads.append(os.getloadavg()[0])
+            next_load += 1.0
         time.sleep(0.05)
     seconds = time.perf_counter() - start
     if process.returncode:
         raise SystemExit(f"momentos enrich failed with exit code {process.returncode}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, cpu, peak
+    return seconds, cpu, peak, loads
 
 
 def stage_breakdown(source: Path, rows: int = 20_000) -> dict[str, float]:
@@ -180,7 +186,7 @@ def stage_breakdown(source: Path, rows: int = 20_000) -> dict[str, float]:
     from momentos.enrichment.moments import assign_moments
     from momentos.enrichment.score import score_experience
     from momentos.enrichment.settings import ExperienceSettings, MomentsSettings
-    from momentos.enrichment.signals import chaser_regex, compute_signals, signal_dicts
+    from momentos.enrichment.signals import chaser_regex, compute_signals, signal_json_texts
 
     model = default_model()
     now = START + timedelta(days=200)
@@ -207,11 +213,11 @@ def stage_breakdown(source: Path, rows: int = 20_000) -> dict[str, float]:
         moments=moment, frame_is_population=True))
     scored = timed("score, level, reasons", lambda: score_experience(signals, moment,
                                                                      ExperienceSettings()))
-    timed("signals JSON", lambda: signal_dicts(signals))
+    timed("signals JSON", lambda: signal_json_texts(signals))
     del scored
     from momentos.enrichment import enrich
 
-    out = enrich(frame, now=now, model=model, frame_is_population=True)
+    out = enrich(frame, now=now, model=model, frame_is_population=True, signals_as_text=True)
     timed("write JSON Lines", lambda: _write_jsonl_appended(
         raw, out[list(OUTPUT_COLUMNS)], io.StringIO()))
     return {name: value * 1e6 / len(frame) for name, value in times.items()}
@@ -246,14 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Enrichment speed — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} "
           f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()})")
     load = os.getloadavg()[0]
-    seconds, cpu, peak_mb = run_cli(source, target)
+    seconds, cpu, peak_mb, loads = run_cli(source, target)
     with target.open(encoding="utf-8") as handle:
         written = sum(1 for _ in handle)
+    cores = min(os.cpu_count() or 1, 4)
     print(f"momentos enrich: {written:,} items in {seconds:.1f} s = {written / seconds:,.0f} "
           f"items/s; CPU {cpu:.0f} s (user + system, all processes) = "
-          f"{written / cpu:,.0f} items per CPU-second; peak memory {peak_mb:,.0f} MB "
-          f"(PSS, all processes); input {source.stat().st_size / 1e6:,.0f} MB; "
-          f"load average before the run {load:.1f}")
+          f"{written / cpu:,.0f} items per CPU-second = {cpu * 1e6 / written:.0f} CPU µs per "
+          f"item, about {cpu / cores:.0f} s on {cores} idle cores; peak memory "
+          f"{peak_mb:,.0f} MB (PSS, all processes); input {source.stat().st_size / 1e6:,.0f} "
+          f"MB; load average before the run {load:.1f}, during it "
+          f"{min(loads, default=load):.1f}–{max(loads, default=load):.1f}")
     print("CPU microseconds per item, by stage (one 20,000-item chunk, one core):")
     for name, micros in stage_breakdown(source).items():
         print(f"  {name:<28} {micros:7.1f}")

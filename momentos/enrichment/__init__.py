@@ -12,6 +12,7 @@ signals into a score, a level and reasons.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -28,7 +29,13 @@ from momentos.enrichment.settings import (
     MomentsSettings,
     default_rules,
 )
-from momentos.enrichment.signals import chaser_regex, compute_signals, signal_dicts
+from momentos.enrichment.signals import (
+    chaser_regex,
+    compute_signals,
+    signal_dicts,
+    signal_json_texts,
+)
+from momentos.models import MOMENTS
 
 #: Columns ``enrich`` adds, in order. The first eight are fixed by the contract.
 OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -70,6 +77,8 @@ def enrich(
     model: MomentModel | None = None,
     context: pd.DataFrame | None = None,
     frame_is_population: bool = False,
+    given_moments: Sequence[str | None] | None = None,
+    signals_as_text: bool = False,
 ) -> pd.DataFrame:
     """Return ``frame`` with the enrich output columns added (input columns untouched).
 
@@ -89,6 +98,13 @@ def enrich(
     one sync to the next and the score would change, and be written again, with them. Without
     either, typical durations are the configured targets and the cross-item counts are
     unknown (null).
+
+    ``given_moments`` (one entry per row, ``None`` where not given) are moments a person set
+    in the platform: they replace the rules and the model for those rows (reason "set by a
+    person", confidence 1), and the row is scored with that moment's weights.
+
+    ``signals_as_text`` gives ``signals`` as the JSON text a file holds instead of dicts
+    (cheaper when the frame goes straight to a file).
     """
     moments = moments if moments is not None else MomentsSettings()
     experience = experience if experience is not None else ExperienceSettings()
@@ -100,6 +116,8 @@ def enrich(
     comments = col.comments_table(frame)
     history = col.history_table(frame)
     tags = assign_moments(frame, moments, model if model is not None else default_model())
+    if given_moments is not None:
+        tags = _with_given_moments(tags, given_moments)
     moment = tags["moment"].to_numpy(dtype=object)
     signals = compute_signals(
         frame,
@@ -127,12 +145,35 @@ def enrich(
     out["experience_score"] = scored["experience_score"].to_numpy(dtype=np.int64)
     out["experience_level"] = scored["experience_level"].to_numpy(dtype=object)
     out["experience_reasons"] = scored["experience_reasons"].to_numpy(dtype=object)
+    texts = signal_json_texts(signals, {"watermelon": watermelon}) if signals_as_text else None
     out["signals"] = pd.Series(
-        signal_dicts(signals, {"watermelon": watermelon}), index=out.index, dtype=object
+        texts if texts is not None else signal_dicts(signals, {"watermelon": watermelon}),
+        index=out.index,
+        dtype=object,
     )
     out["moment_rule"] = tags["moment_rule"].to_numpy(dtype=object)
     out["needs_review"] = tags["needs_review"].to_numpy(dtype=bool)
     return out
+
+
+def _with_given_moments(tags: pd.DataFrame, given: Sequence[str | None]) -> pd.DataFrame:
+    values = np.asarray([g if g in MOMENTS else None for g in given], dtype=object)
+    if len(values) != len(tags):
+        raise ValueError(f"given_moments has {len(values)} entries for {len(tags)} rows")
+    rows = np.flatnonzero(values != None)  # noqa: E711 - element-wise on an object array
+    if not len(rows):
+        return tags
+    tags = tags.copy()
+    for column, value in (
+        ("moment", values[rows]),
+        ("moment_confidence", 1.0),
+        ("moment_reason", "set by a person in the platform"),
+        ("moment_rule", "person"),
+        ("needs_review", False),
+    ):
+        position = tags.columns.get_loc(column)
+        tags.iloc[rows, position] = value
+    return tags
 
 
 def _empty_output(out: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ to the enrich output. ``enrich_file`` streams in chunks, so memory stays flat on
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import itertools
 import json
@@ -209,6 +210,9 @@ def _peek(handle: IO[str]) -> str:
             return char
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
 def _json_record(path: Path, number: int, line: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
@@ -252,10 +256,15 @@ def _clean_json(value: Any) -> Any:
     return value
 
 
+#: ``json.dumps(value, ensure_ascii=False, default=_json_default, allow_nan=False)``, built
+#: once: a cell at a time, building the encoder costs as much as encoding a small dict.
+_cell_json = json.JSONEncoder(ensure_ascii=False, default=_json_default, allow_nan=False).encode
+
+
 def to_json_text(value: Any) -> str:
     """Compact JSON text for a cell value (dict, list, …); NaN becomes null."""
     try:
-        return json.dumps(value, ensure_ascii=False, default=_json_default, allow_nan=False)
+        return _cell_json(value)
     except ValueError:
         return json.dumps(
             _clean_json(value), ensure_ascii=False, default=_json_default, allow_nan=False
@@ -434,13 +443,39 @@ def _read_jsonl_range(path: Path, start: int, stop: int, first_line: int
         data = handle.read(stop - start).decode("utf-8")
     if start == 0 and data.startswith("\ufeff"):
         data = data[1:]
+    # Parsing builds hundreds of thousands of dicts and lists, none in a reference cycle: the
+    # cyclic garbage collector would walk them all again and again for nothing (a quarter of
+    # the reading time), so it waits until the chunk is read.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_jsonl_lines(path, data, first_line)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _parse_jsonl_lines(path: Path, data: str, first_line: int) -> tuple[pd.DataFrame, list[str]]:
+    """``_read_jsonl_range`` on the decoded text; ``first_line`` numbers its first line."""
     raw: list[str] = []
     records = []
+    scan = _scan_json
     for number, line in enumerate(data.split("\n"), first_line):
         line = line.rstrip("\r")
         if not line.strip():
             continue
-        records.append(_json_record(path, number, line))
+        # A line that is one JSON object, edge to edge (nearly all): the decoder's scanner
+        # reads it as ``json.loads`` would, without its checks around the call.
+        record = None
+        if line[0] == "{" and line[-1] == "}":
+            try:
+                record, end = scan(line, 0)
+            except (StopIteration, ValueError):
+                record = None
+            else:
+                if end != len(line) or type(record) is not dict:
+                    record = None
+        records.append(record if record is not None else _json_record(path, number, line))
         raw.append(line.strip())
     return pd.DataFrame(records, dtype=object), raw
 
@@ -455,7 +490,8 @@ def _enrich_jsonl_range(
     frame, raw = _read_jsonl_range(path, start, stop, first_line)
     if frame.empty:
         return 0
-    enriched = enrich(frame, moments, experience, now, model=model, frame_is_population=True)
+    enriched = enrich(frame, moments, experience, now, model=model, frame_is_population=True,
+                      signals_as_text=True)
     # An input that already carries an output column gets it replaced: rewrite whole records.
     if set(OUTPUT_COLUMNS).isdisjoint(frame.columns) and all(line.endswith("}") for line in raw):
         _write_jsonl_appended(raw, enriched[list(OUTPUT_COLUMNS)], handle)
@@ -466,30 +502,67 @@ def _enrich_jsonl_range(
 
 def _write_jsonl_appended(raw: list[str], added: pd.DataFrame, handle: IO[str]) -> None:
     """Each input line as it was, with the new columns appended inside its object: the input
-    is neither parsed back nor re-serialised, which halves the cost of writing."""
+    is neither parsed back nor re-serialised, which halves the cost of writing.
+
+    The appended text is what ``json.dumps`` writes for ``{column: value}``, built a column at
+    a time (each value's JSON text, then one template per row) instead of a dict per row."""
     ready = _file_ready(added, nested_as_text=False)
     names = [str(c) for c in ready.columns]
-    columns = []
-    for name in names:
-        values = ready[name].tolist()
-        # NaN is not JSON (an empty sentiment); pd.NA / NaT neither.
-        columns.append([
-            None if v is pd.NA or v is pd.NaT or (type(v) is float and math.isnan(v)) else v
-            for v in values
-        ])
-    dumps = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
+    columns = [_json_texts(ready[name]) for name in names]
+    # '"moment": %s, "moment_confidence": %s, …}': the tail of ``json.dumps`` of the row.
+    template = ", ".join(
+        json.encoder.encode_basestring(name).replace("%", "%%") + ": %s" for name in names
+    ) + "}"
     out = []
     for line, row in zip(raw, zip(*columns)):
         body = line[:-1].rstrip()
-        tail = dumps(dict(zip(names, row)))[1:]
-        out.append(body + (", " if not body.endswith("{") else "") + tail)
+        out.append(body + (", " if not body.endswith("{") else "") + template % row)
     handle.write("\n".join(out))
     handle.write("\n")
+
+
+_value_json = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
+
+
+def _json_texts(values: pd.Series) -> list[str]:
+    """Each value's JSON text as ``json.dumps(..., ensure_ascii=False)`` writes it inside a
+    record, with NaN, ``pd.NA`` and ``NaT`` as null (NaN is not JSON)."""
+    dtype = values.dtype
+    if dtype == np.float64:
+        data = values.to_numpy()
+        texts = list(map(float.__repr__, data.tolist()))
+        for i in np.flatnonzero(~np.isfinite(data)).tolist():
+            texts[i] = "null" if math.isnan(data[i]) else _value_json(float(data[i]))
+        return texts
+    if dtype == np.int64:
+        return list(map(int.__repr__, values.to_numpy().tolist()))
+    if dtype == np.bool_:
+        return ["true" if v else "false" for v in values.to_numpy().tolist()]
+    string = json.encoder.encode_basestring
+    return [
+        string(v) if type(v) is str else _other_json(v) for v in values.tolist()
+    ]
+
+
+def _other_json(value: Any) -> str:
+    """``_json_texts`` of one value that is not a plain string."""
+    if value is None or value is pd.NA or value is pd.NaT or (
+        type(value) is float and math.isnan(value)
+    ):
+        return "null"
+    return _value_json(value)
+
+
+#: The settings and model of the file being enriched, set before worker processes are forked
+#: so that they inherit them once instead of unpickling the model with every chunk.
+_FORKED_JOB: tuple[Any, ...] | None = None
 
 
 def _worker_job(args: tuple[Any, ...]) -> tuple[int, str]:
     """One byte range in a worker process, written to its own part file."""
     path, start, stop, first_line, part, job = args
+    if job is None:
+        job = _FORKED_JOB
     with Path(part).open("w", encoding="utf-8", newline="") as handle:
         rows = _enrich_jsonl_range(Path(path), start, stop, first_line, handle, job)
     return rows, part
@@ -508,10 +581,18 @@ def _enrich_jsonl_parallel(
 
     if job[3] is None:
         default_model()  # trained once here; forked workers inherit it
+    global _FORKED_JOB
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    forked = "fork" in methods
+    context = multiprocessing.get_context("fork" if forked else "spawn")
+    if forked:
+        _FORKED_JOB = job
     parts = [partial.with_name(f"{partial.name}.{i:05d}") for i in range(len(ranges))]
     rows = 0
+    # What the workers inherit (modules, the model) lives as long as they do: frozen, the
+    # garbage collector neither walks it on every full collection nor writes to its pages
+    # (which would copy them into each worker). Fresh objects are collected as before.
+    gc.freeze()
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
                 partial.open("wb") as out:
@@ -522,7 +603,9 @@ def _enrich_jsonl_parallel(
                 while queue and len(pending) < 2 * workers:
                     (start, stop, first_line), part = queue.pop(0)
                     pending.append(pool.submit(
-                        _worker_job, (str(source), start, stop, first_line, str(part), job)
+                        _worker_job,
+                        (str(source), start, stop, first_line, str(part),
+                         None if forked else job),
                     ))
                 count, part_name = pending.pop(0).result()
                 rows += count
@@ -530,6 +613,8 @@ def _enrich_jsonl_parallel(
                     shutil.copyfileobj(piece, out, 1 << 20)
                 Path(part_name).unlink()
     finally:
+        _FORKED_JOB = None
+        gc.unfreeze()
         for part in parts:
             part.unlink(missing_ok=True)
     return rows

@@ -23,9 +23,11 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import logging
 import pickle
 import platform
+import unicodedata
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
@@ -49,6 +51,7 @@ RULE_LABEL_CONFIDENCE = 0.9
 _TITLE_CHARS = 300
 _DESCRIPTION_CHARS = 400
 _REASON_TERMS = 3
+_WORD_PATTERN = r"(?u)\b[^\W\d_][\w\-]+\b"
 _STOP = frozenset(lx.STOPWORDS_EN | {lx.deaccent(w) for w in lx.STOPWORDS_ES}) | frozenset(
     ["a", "an", "as", "at", "by", "de", "del", "el", "en", "for", "i", "in", "is", "it", "la", "las", "le", "lo", "los", "me", "mi", "my", "of", "on", "or", "so", "to", "un", "una", "we", "y"]
 )
@@ -91,6 +94,30 @@ def title_part(text: str) -> str:
     return strip_accents_unicode(text.split(" . ", 1)[0].lower())
 
 
+class _AccentTable(dict[int, str]):
+    """``str.translate`` table that strips accents exactly as scikit-learn's
+    ``strip_accents_unicode`` (NFKD, then drop combining marks), one character at a time.
+
+    NFKD decomposes each character on its own and only reorders combining marks, which are all
+    dropped, so the per-character result joined equals the whole-text result; the table
+    learns each character once, and translating is a C loop instead of a Python one.
+    """
+
+    def __missing__(self, code: int) -> str:
+        decomposed = unicodedata.normalize("NFKD", chr(code))
+        stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+        self[code] = stripped
+        return stripped
+
+
+_ACCENTS = _AccentTable()
+
+
+def _strip_accents(text: str) -> str:
+    """``strip_accents_unicode(text)``, faster on non-ASCII text."""
+    return text if text.isascii() else text.translate(_ACCENTS)
+
+
 def _pipeline() -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -102,7 +129,7 @@ def _pipeline() -> Any:
         strip_accents="unicode",
         lowercase=True,
         sublinear_tf=True,
-        token_pattern=r"(?u)\b[^\W\d_][\w\-]+\b",  # words, not numbers or ticket ids
+        token_pattern=_WORD_PATTERN,  # words, not numbers or ticket ids
         min_df=1,
         max_features=200_000,
     )
@@ -130,6 +157,10 @@ class MomentModel:
     def __init__(self, pipeline: Any, meta: dict[str, Any]) -> None:
         self.pipeline = pipeline
         self.meta = meta
+        self._fast: bool | None = None  # whether ``_features`` may count by itself
+        self._terms: list[str] | None = None  # word n-gram names, for reasons
+        self._telling: list[bool] = []  # whether each may be shown as a reason
+        self._char_cache: dict[str, tuple[int, ...]] = {}  # title word → its n-gram columns
         model = pipeline.named_steps["model"]
         self.classes: list[str] = [str(c) for c in model.classes_]
         words = pipeline.named_steps["features"].transformer_list[0][1]
@@ -155,7 +186,7 @@ class MomentModel:
             return pd.DataFrame({"moment": [], "confidence": [], "reason": []})
         from threadpoolctl import threadpool_limits
 
-        features = self.pipeline.named_steps["features"].transform(list(uniques))
+        features = self._features(list(uniques))
         model = self.pipeline.named_steps["model"]
         with threadpool_limits(1):
             proba = model.predict_proba(features)
@@ -171,6 +202,34 @@ class MomentModel:
             }
         )
 
+    def _features(self, texts: list[str]) -> Any:
+        """The pipeline's feature matrix for ``texts``, as ``features.transform`` computes it.
+
+        scikit-learn's vectorizers spend most of their time in Python: accents stripped one
+        character at a time, every character n-gram sliced and looked up for every title.
+        For the features ``_pipeline`` builds, the same counts are computed here with the
+        accent table, C-level counting and the n-grams of each distinct title word
+        remembered (words repeat across titles), then weighted by the vectorizers' own
+        tf-idf. Any other configuration (a model of another format) uses the pipeline.
+        """
+        union = self.pipeline.named_steps["features"]
+        if self._fast is None:
+            self._fast = _fast_features_supported(union)
+        if not self._fast or not texts:
+            return union.transform(texts)
+        from scipy import sparse
+
+        parts = []
+        for name, vectorizer in union.transformer_list:
+            if name == "words":
+                sizes, columns = _word_columns(vectorizer, texts)
+            else:
+                sizes, columns = _char_columns(vectorizer, texts, self._char_cache)
+            counts = _count_matrix(sizes, columns, len(vectorizer.vocabulary_),
+                                   vectorizer.dtype)
+            parts.append(vectorizer._tfidf.transform(counts, copy=False))
+        return sparse.hstack(parts).tocsr()
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``predict_texts`` on the frame's titles and descriptions, aligned with its index."""
         out = self.predict_texts(item_texts(frame))
@@ -180,20 +239,31 @@ class MomentModel:
     def _reasons(self, features: Any, best: np.ndarray, confidence: np.ndarray) -> list[str]:
         """``model 0.83: 'a', 'b'``: the word n-grams that pushed the winner most."""
         words = features[:, : self._n_words].tocsr()
+        # Every row's pushes in one vectorised product; rows are then read as slices.
+        bounds = words.indptr.tolist()
+        owner = np.repeat(best, np.diff(words.indptr))
+        pushes = words.data * self._margin[owner, words.indices]
+        if self._terms is None:
+            self._terms = [str(term) for term in self._word_names]
+            # "de", "que los": function words help the model but explain nothing.
+            self._telling = [
+                not (_STOP.intersection(term.split()) or len(term) < 3) for term in self._terms
+            ]
+        terms, telling = self._terms, self._telling
         reasons = []
         for row in range(words.shape[0]):
-            start, end = words.indptr[row], words.indptr[row + 1]
-            idx = words.indices[start:end]
-            push = words.data[start:end] * self._margin[best[row], idx]
-            order = np.argsort(-push)
+            start, end = bounds[row], bounds[row + 1]
+            push = pushes[start:end]
+            order = np.argsort(-push).tolist()
+            values = push.tolist()
+            idx = words.indices[start:end].tolist()
             chosen: list[str] = []
-            for j in order.tolist():
-                if push[j] <= 0 or len(chosen) == _REASON_TERMS:
+            for j in order:
+                if values[j] <= 0 or len(chosen) == _REASON_TERMS:
                     break
-                term = str(self._word_names[idx[j]])
-                # "de", "que los": function words help the model but explain nothing.
-                if _STOP.intersection(term.split()) or len(term) < 3:
+                if not telling[idx[j]]:
                     continue
+                term = terms[idx[j]]
                 if any(term in other or other in term for other in chosen):
                     continue
                 chosen.append(term)
@@ -212,6 +282,109 @@ class MomentModel:
         """Rebuild from ``to_bytes``; only call when ``compatible(meta)`` (pickles are not
         portable across scikit-learn versions)."""
         return cls(pickle.loads(blob), meta)
+
+
+#: Distinct title words whose n-gram columns are remembered; the memory is emptied beyond.
+_CHAR_CACHE_WORDS = 100_000
+
+
+def _fast_features_supported(union: Any) -> bool:
+    """Whether ``union`` holds exactly the two vectorizers ``_pipeline`` builds."""
+    try:
+        (w_name, words), (c_name, chars) = union.transformer_list
+        return (
+            (w_name, c_name) == ("words", "chars")
+            and (words.analyzer, tuple(words.ngram_range), words.token_pattern)
+            == ("word", (1, 2), _WORD_PATTERN)
+            and (words.lowercase, words.strip_accents) == (True, "unicode")
+            and words.preprocessor is None
+            and words.tokenizer is None
+            and words.stop_words is None
+            and (chars.analyzer, tuple(chars.ngram_range)) == ("char_wb", (3, 5))
+            and chars.preprocessor is title_part
+            and not words.binary
+            and not chars.binary
+            and all(v.input == "content" for v in (words, chars))
+            and all(hasattr(v, a) for v in (words, chars)
+                    for a in ("_tfidf", "vocabulary_", "_white_spaces"))
+        )
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _word_columns(vectorizer: Any, texts: list[str]) -> tuple[list[int], list[int]]:
+    """Per text, how many word 1- and 2-grams it has, and all their vocabulary columns in a
+    row (-1 when out of vocabulary): ``analyzer="word"`` on lower-case text without accents,
+    tokens by the vectorizer's pattern."""
+    get = vectorizer.vocabulary_.get
+    find = vectorizer.build_tokenizer()
+    join = " ".join
+    missing = itertools.repeat(-1)
+    sizes: list[int] = []
+    columns: list[int] = []
+    for text in texts:
+        tokens = find(_strip_accents(text.lower()))
+        columns.extend(map(get, tokens, missing))
+        columns.extend(map(get, map(join, itertools.pairwise(tokens)), missing))
+        sizes.append(max(2 * len(tokens) - 1, 0))
+    return sizes, columns
+
+
+def _char_columns(
+    vectorizer: Any, texts: list[str], cache: dict[str, tuple[int, ...]]
+) -> tuple[list[int], list[int]]:
+    """Per text, how many in-vocabulary character 3-5-grams its title words have, and their
+    columns in a row (``analyzer="char_wb"`` on ``title_part``); each distinct word's
+    columns are found once."""
+    vocabulary = vectorizer.vocabulary_
+    spaces = vectorizer._white_spaces.sub
+    if len(cache) > _CHAR_CACHE_WORDS:
+        cache.clear()
+    sizes: list[int] = []
+    columns: list[int] = []
+    for text in texts:
+        before = len(columns)
+        for word in spaces(" ", _strip_accents(text.split(" . ", 1)[0].lower())).split():
+            found = cache.get(word)
+            if found is None:
+                found = cache[word] = _word_char_columns(word, vocabulary)
+            columns.extend(found)
+        sizes.append(len(columns) - before)
+    return sizes, columns
+
+
+def _word_char_columns(word: str, vocabulary: dict[str, int]) -> tuple[int, ...]:
+    """The vocabulary columns of one word's padded character 3-5-grams, as scikit-learn's
+    ``_char_wb_ngrams`` slices them (a word shorter than n counts once)."""
+    padded = " " + word + " "
+    size = len(padded)
+    grams = []
+    for n in range(3, 6):
+        offset = 0
+        grams.append(padded[offset : offset + n])
+        while offset + n < size:
+            offset += 1
+            grams.append(padded[offset : offset + n])
+        if offset == 0:
+            break
+    return tuple(column for column in map(vocabulary.get, grams) if column is not None)
+
+
+def _count_matrix(sizes: list[int], columns: list[int], width: int, dtype: Any) -> Any:
+    """The CSR count matrix ``CountVectorizer`` builds from each row's columns (-1 skipped):
+    duplicates summed, indices sorted within rows."""
+    from scipy import sparse
+
+    cols = np.asarray(columns, dtype=np.int64)
+    rows = np.repeat(np.arange(len(sizes), dtype=np.int64), np.asarray(sizes, dtype=np.int64))
+    keep = cols >= 0
+    matrix = sparse.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=dtype), (rows[keep], cols[keep])),
+        shape=(len(sizes), width),
+    )
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    return matrix
 
 
 def compatible(meta: dict[str, Any]) -> bool:
@@ -382,4 +555,18 @@ def model_for(state: StateLike | None) -> MomentModel:
         found = load(state)
         if found is not None:
             return found
+    return default_model()
+
+
+def stored_or_default(state: StateLike | None) -> MomentModel:
+    """``model_for`` without its side effect, for commands that write nothing (a dry run,
+    ``mapping preview``, ``explain``): a stored model trained with other library versions is
+    not retrained and saved; the shipped model stands in for it."""
+    if state is not None:
+        stored = state.load_model(MODEL_NAME)
+        if stored is not None and compatible(stored[2]):
+            try:
+                return MomentModel.from_bytes(stored[0], stored[2])
+            except Exception as exc:  # noqa: BLE001 - a read-only caller cannot retrain
+                log.warning("stored moment model unreadable (%s); using the shipped one", exc)
     return default_model()

@@ -1229,3 +1229,10 @@ CONCERN_PATTERNS: tuple[str, ...] = (
     r"\bquejas?\b|\bse ha quejado\b|\bcon cuidado\b|\bcuidado\b",
     r"\bsla en riesgo\b|\bcliente en riesgo\b|\bnadie se hace cargo\b",
 )
+#: Words every concern pattern holds (de-accented lower case): a text with none of them cannot
+#: match, so it skips the patterns. Keep one here for each pattern added above.
+CONCERN_WORDS: tuple[str, ...] = (
+    "upset", "angry", "furious", "unhappy", "frustrated", "annoyed", "handle with care", "vip",
+    "complain", "sla ", "customer at risk", "nobody", "no one owns", "molest", "enfadad",
+    "descontent", "cabread", "queja", "cuidado", "cliente en riesgo", "nadie se hace cargo",
+)

@@ -207,12 +207,15 @@ class _Fields:
         values = None if name in ("labels", "fields") else self._source_column(name)
         if values is None:
             return None
+        cells = values.tolist()
         if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
             shown = values.fillna("").str.strip().astype(object)
-        elif any(_is_listlike(v) for v in values):
+        elif set(map(type, cells)) <= {str}:  # text cells only (files): C-level strip
+            shown = pd.Series(list(map(str.strip, cells)), dtype=object)
+        elif any(_is_listlike(v) for v in cells):
             return None
         else:
-            shown = pd.Series([col.as_text(v).strip() for v in values], dtype=object)
+            shown = pd.Series([col.as_text(v).strip() for v in cells], dtype=object)
         result = (shown.str.lower(), shown)
         self._scalar[name] = result
         return result

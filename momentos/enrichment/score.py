@@ -261,11 +261,41 @@ def contributions(
     return severities(signals, moments, settings) * weights
 
 
-def combine(points: np.ndarray) -> np.ndarray:
-    """The raw score (before rounding and clipping) from the per-signal points."""
+#: The score of an item with nothing known against it.
+BASE_SCORE = 100.0
+
+
+def _balance(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the penalties, the bonuses, and the part of the bonuses the score credits
+    (``min(bonuses, penalties) / 2``)."""
     penalties = -np.minimum(points, 0.0).sum(axis=1)
     bonuses = np.maximum(points, 0.0).sum(axis=1)
-    return 100.0 - penalties + _BONUS_SHARE * np.minimum(bonuses, penalties)
+    return penalties, bonuses, _BONUS_SHARE * np.minimum(bonuses, penalties)
+
+
+def combine(points: np.ndarray) -> np.ndarray:
+    """The raw score (before rounding and clipping) from the per-signal points."""
+    penalties, _, credited = _balance(points)
+    return BASE_SCORE - penalties + credited
+
+
+def score_contributions(
+    signals: pd.DataFrame, moments: np.ndarray | pd.Series, settings: ExperienceSettings
+) -> pd.DataFrame:
+    """Points each signal moves the score away from ``BASE_SCORE``, as the score counts them.
+
+    One row per signals row (positional index), one column per ``SIGNALS`` name. Penalties
+    are the signals' full ``contributions``; the good news is scaled down to the share the
+    score credits (at most half the penalties), in proportion to each positive signal. So a
+    row sums to ``raw score - BASE_SCORE``, and ``experience_score`` is
+    ``BASE_SCORE + row sum``, rounded and clipped to 0..100.
+    """
+    points = contributions(signals, moments, settings)
+    _, bonuses, credited = _balance(points)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(bonuses > 0, credited / bonuses, 0.0)
+    counted = np.where(points > 0, points * scale[:, None], points)
+    return pd.DataFrame(counted, columns=list(SIGNALS))
 
 
 def _number(value: float, decimal: str) -> str:

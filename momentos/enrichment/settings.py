@@ -475,6 +475,11 @@ class ExperienceSettings(BaseModel):
     min_group_size: int = Field(default=10, ge=2)
     repeat_contact_days: float = Field(default=14.0, gt=0.0)
     caused_incident_days: float = Field(default=7.0, gt=0.0)
+    #: The instance history a sync compares each item with (typical durations, repeat
+    #: contact, incidents after a change): items created or resolved in the last
+    #: ``context_days``, at most ``context_items`` of the newest.
+    context_days: float = Field(default=120.0, gt=0.0)
+    context_items: int = Field(default=20_000, ge=0)
     hold_states: list[str] = Field(default_factory=lambda: list(DEFAULT_HOLD_STATES))
     failed_change_values: list[str] = Field(
         default_factory=lambda: list(DEFAULT_FAILED_CHANGE_VALUES)

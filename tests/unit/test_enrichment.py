@@ -339,3 +339,26 @@ def test_bad_jsonl_line_is_named_in_parallel_too(tmp_path: Path) -> None:
     with pytest.raises(TableFormatError, match=r"in\.jsonl:3"):
         enrich_file(source, tmp_path / "out.jsonl", now=NOW, chunk_rows=1, workers=2)
     assert not list(tmp_path.glob("out.jsonl*"))
+
+
+def test_a_moment_given_by_a_person_replaces_the_rules_and_sets_the_weights() -> None:
+    now = datetime(2025, 6, 2, tzinfo=UTC)
+    frame = pd.DataFrame(
+        {
+            "kind": ["incident"] * 3,
+            "title": ["VPN caída otra vez"] * 3,
+            "created": [now - timedelta(days=40)] * 3,
+            "comments": [json.dumps([{"author_role": "requester", "text": "¿alguna novedad?",
+                                      "created": (now - timedelta(days=30)).isoformat()}])] * 3,
+        }
+    )
+    out = enrich(frame, now=now, given_moments=[None, "innovation", "not-a-moment"])
+    assert out["moment"].tolist() == ["operation", "innovation", "operation"]
+    assert out["moment_reason"][1] == "set by a person in the platform"
+    assert out["moment_rule"][1] == "person" and out["moment_confidence"][1] == 1.0
+    assert not out["needs_review"][1]
+    # The same item weighed as innovation (long waits matter less there) scores otherwise.
+    assert out["experience_score"][1] != out["experience_score"][0]
+    assert out["experience_score"][2] == out["experience_score"][0]
+    with pytest.raises(ValueError, match="given_moments"):
+        enrich(frame, now=now, given_moments=["operation"])

@@ -278,6 +278,15 @@ def test_resolution_against_the_category_median() -> None:
                                    settings=settings, moments=np.array(["operation"] * 3),
                                    context=history)
     assert with_history["_typical_hours"].tolist() == [10.0] * 3
+    # A page holding every item of its kind (their stored versions are the whole history)
+    # still has the history as its reference, whatever page its items arrive in.
+    ids = [f"i{i}" for i in range(n)]
+    stored = frame.iloc[:n].assign(id=ids, moment="operation")
+    whole_page = frame.iloc[:n].assign(id=ids)
+    repulled = compute_signals(whole_page, comments_table(whole_page), history_table(whole_page),
+                               NOW, settings=settings, moments=np.array(["operation"] * n),
+                               context=stored)
+    assert repulled["_typical_hours"].tolist() == [10.0] * n
 
 
 def test_pingpong_priority_raised_hold_and_rework() -> None:
@@ -404,6 +413,35 @@ def test_caused_incidents_by_link_or_by_proximity() -> None:
     again = compute_signals(page, comments_table(page), history_table(page), NOW,
                             moments=np.array(["evolution"], dtype=object), context=near)
     assert again["caused_incidents"][0] == 1
+
+
+def test_caused_incidents_links_count_only_for_the_source_that_links() -> None:
+    """A Jira change is measured by proximity even when the history holds ServiceNow
+    incidents linked to ServiceNow changes."""
+    history = pd.DataFrame(
+        {
+            "source": ["servicenow", "jira", "jira"],
+            "id": ["sn-i1", "j-i1", "j-i2"],
+            "kind": ["incident", "incident", "incident"],
+            "caused_by": ["sn-c1", None, None],
+            "service": ["SAP", "Portal", "Portal"],
+            "created": [T0 + timedelta(days=1)] * 3,
+        }
+    )
+    page = pd.DataFrame(
+        {
+            "source": ["servicenow", "jira"],
+            "id": ["sn-c1", "j-c1"],
+            "kind": ["change", "change"],
+            "service": ["SAP", "Portal"],
+            "created": [T0 - timedelta(days=3)] * 2,
+            "resolved": [T0, T0],
+        }
+    )
+    signals = compute_signals(page, comments_table(page), history_table(page), NOW,
+                              moments=np.array(["evolution", "evolution"], dtype=object),
+                              context=history)
+    assert signals["caused_incidents"].tolist() == [1.0, 2.0]
 
 
 def test_failed_change_when_the_data_says_and_null_when_it_cannot() -> None:
