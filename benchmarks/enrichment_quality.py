@@ -389,6 +389,66 @@ def risk_section(seeds: tuple[int, ...], items: int) -> dict[str, Any]:
     return result
 
 
+def engine_risk(seed: int, items: int) -> dict[str, Any]:
+    """At-risk detection as `momentos sync` really does it: the sync engine against a sandbox
+    of the world, over HTTP, with a SQLite state store; the first sync of an empty instance
+    (each page compared with the pages before it), then a full resync (each item compared
+    with the whole stored history, as in steady state). Writeback is off: levels are read
+    from the state store."""
+    import os
+    import tempfile
+
+    import yaml
+
+    from momentos.config import parse_config
+    from momentos.demo import SANDBOX_PASSWORD_ENV, sandbox_config
+    from momentos.sandbox import start_sandbox
+    from momentos.sandbox.world import generate_world
+    from momentos.state import StateStore
+    from momentos.sync import SyncEngine
+
+    world = generate_world(seed=seed, items=items, now=BENCH_NOW)
+    truth = {(w.platform, w.id): w.truth for w in world.items}
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, start_sandbox(world=world, seed=seed) as box:
+        os.environ[SANDBOX_PASSWORD_ENV] = box.password
+        raw = sandbox_config(box, state_url=f"sqlite:///{tmp}/s.db", report_out=tmp)
+        raw["nudges"] = {"enabled": False}
+        # Read-only: the records keep the world's timestamps, so the resync (pinned to the
+        # world's clock, like the first sync) pulls them all again.
+        for source in raw["sources"]:
+            source["writeback"] = {**source.get("writeback", {}), "enabled": False}
+        config = parse_config(yaml.safe_dump(raw), Path(tmp) / "c.yaml")
+        state = StateStore(config.state_url)
+        engine = SyncEngine(config, state)
+        for phase, full in (("first_sync", False), ("full_resync", True)):
+            engine.run(full=full, now=BENCH_NOW)
+            rows = [r for r in state.iter_items() if (r["platform"], r["id"]) in truth]
+            level = pd.DataFrame({"experience_level": [r["experience_level"] for r in rows]})
+            facts = pd.DataFrame({
+                "moment": [truth[(r["platform"], r["id"])]["moment"] for r in rows],
+                "bad": [bool(truth[(r["platform"], r["id"])]["bad_experience"]) for r in rows],
+            })
+            result[phase] = (level, facts)
+        state.close()
+    return result
+
+
+def engine_section(seeds: tuple[int, ...], items: int) -> dict[str, Any]:
+    phases: dict[str, tuple[list[pd.DataFrame], list[pd.DataFrame]]] = {}
+    for seed in seeds:
+        for phase, (level, facts) in engine_risk(seed, items).items():
+            outs, truths = phases.setdefault(phase, ([], []))
+            outs.append(level)
+            truths.append(facts)
+    result = {phase: risk_table(outs, truths) for phase, (outs, truths) in phases.items()}
+    print(f"\n## At-risk detection through the sync engine (seeds {', '.join(map(str, seeds))},"
+          f" {items} items each)")
+    _print_risk("first sync of an empty instance", result["first_sync"])
+    _print_risk("full resync (the whole history stored)", result["full_resync"])
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=list(EVAL_SEEDS))
@@ -396,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true", help="fit weights on the tuning seeds")
     parser.add_argument("--no-vader", action="store_true", help="skip the VADER baseline")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="only the at-risk detection through the sync engine")
     args = parser.parse_args(argv)
     seeds = tuple(args.seeds)
     if args.fit:
@@ -409,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Enrichment quality — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{platform.node()} ({platform.machine()}, Python {platform.python_version()})")
     figures: dict[str, Any] = {"seeds": list(seeds), "items": args.items}
+    figures["engine"] = engine_section(seeds, args.items)
+    if args.engine_only:
+        return 0
     figures["risk"] = risk_section(seeds, args.items)
     figures["moments"] = moments_section(seeds, args.items)
     figures["sentiment"] = sentiment_section(not args.no_vader)

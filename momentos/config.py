@@ -85,7 +85,10 @@ class JobSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    type: Literal["sync", "report"]
+    type: Literal["sync", "report", "retrain"] = Field(
+        ..., description="sync: one sync cycle; report: the reports; retrain: the learned "
+        "moment model, on the instance's rule decisions and human corrections."
+    )
     cron: str = Field(..., description="Five-field crontab expression, e.g. '*/15 * * * *'.")
     source: str | None = Field(None, description="Sync one source only; all when omitted.")
     full: bool = False

@@ -47,6 +47,7 @@ def sandbox_config(sandbox: Sandbox, *, state_url: str, report_out: str) -> dict
             "jobs": [
                 {"name": "sync-all", "type": "sync", "cron": "*/15 * * * *"},
                 {"name": "daily-report", "type": "report", "cron": "0 7 * * *"},
+                {"name": "nightly-learn", "type": "retrain", "cron": "30 2 * * *"},
             ]
         },
     }

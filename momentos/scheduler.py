@@ -104,6 +104,14 @@ class Service:
                 engine = SyncEngine(self.config, state, stop_requested=self.stopping.is_set)
                 result = engine.run(source=job.source, full=job.full)
                 status = "ok" if result.ok else "failed"
+            elif job.type == "retrain":
+                from momentos.enrichment import learn
+
+                run_id = state.start_run(f"retrain:{job.name}")
+                summary = learn.retrain(state, self.config.moments, now=started)
+                state.finish_run(run_id, "ok", summary)
+                log.info("moment model retrained on %s labels", summary.get("labels"))
+                status = "ok"
             else:
                 run_id = state.start_run(f"report:{job.name}")
                 files = build_report_from_state(self.config, state, now=started)

@@ -34,6 +34,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -86,8 +87,9 @@ items = Table(
     Column("score", Integer),
     Column("level", String(20)),
     Column("customer", String(300)),
-    Column("created", UTCDateTime),
-    Column("resolved", UTCDateTime),
+    #: indexed: each sync reads the recent history (``recent_items``) by these
+    Column("created", UTCDateTime, index=True),
+    Column("resolved", UTCDateTime, index=True),
     #: the enriched row (report columns) as JSON
     Column("data", Text, nullable=False),
 )
@@ -226,6 +228,9 @@ class StateStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        # Indexes added after a store was created (create_all only makes missing tables).
+        for index in items.indexes:
+            index.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -439,6 +444,31 @@ class StateStore:
             for row in conn.execution_options(stream_results=True, yield_per=5000).execute(query):
                 yield json.loads(row.data)
 
+    def recent_items(self, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """The enriched rows of the newest ``limit`` items created or resolved at or after
+        ``since``: the history enrichment compares new items with."""
+        if limit <= 0:
+            return []
+        query = (
+            select(items.c.data)
+            .where(or_(items.c.created >= since, items.c.resolved >= since))
+            .order_by(items.c.created.desc().nulls_last())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [json.loads(row.data) for row in conn.execute(query)]
+
+    def newest_items(self, sources: list[str] | None, limit: int) -> list[dict[str, Any]]:
+        """The enriched rows of the ``limit`` items with the newest platform ``updated``
+        (ordered in SQL: only those rows are read and parsed)."""
+        query = select(items.c.data).order_by(
+            items.c.updated.desc().nulls_last(), items.c.source, items.c.key
+        ).limit(max(limit, 0))
+        if sources:
+            query = query.where(items.c.source.in_(sources))
+        with self.engine.connect() as conn:
+            return [json.loads(row.data) for row in conn.execute(query)]
+
     def count_items(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(items.c.source, func.count()).group_by(items.c.source))
@@ -627,39 +657,91 @@ class StateStore:
 
     def add_labels(self, rows: Iterable[dict[str, Any]]) -> int:
         """Upsert labels: dicts with source, item_id, moment, origin ("rule"|"human"), text and
-        optionally at. One label per item and origin; the newest wins. Returns the count."""
-        count = 0
+        optionally at. One label per item and origin; the newest wins. Returns the count.
+
+        Written in bulk (a delete of the keys, then one multi-row insert per chunk): a sync
+        adds the rule labels of every page it processes."""
         now = _utcnow()
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in rows:
+            if r.get("origin") not in ("rule", "human"):
+                raise ValueError(f"label origin must be 'rule' or 'human', not {r.get('origin')!r}")
+            key = (str(r["source"]), str(r["origin"]), str(r["item_id"]))
+            latest[key] = {
+                "source": key[0], "origin": key[1], "item_id": key[2],
+                "moment": str(r["moment"]), "text": str(r.get("text") or ""), "at": r.get("at") or now,
+            }
+        if not latest:
+            return 0
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for (source, origin, _), value in latest.items():
+            groups.setdefault((source, origin), []).append(value)
         with self.engine.begin() as conn:
-            for r in rows:
-                if r.get("origin") not in ("rule", "human"):
-                    raise ValueError(f"label origin must be 'rule' or 'human', not {r.get('origin')!r}")
-                key = and_(
-                    labels.c.source == str(r["source"]),
-                    labels.c.item_id == str(r["item_id"]),
-                    labels.c.origin == r["origin"],
-                )
-                values = {"moment": str(r["moment"]), "text": str(r.get("text") or ""), "at": r.get("at") or now}
-                done = conn.execute(update(labels).where(key).values(**values))
-                if not done.rowcount:
+            for (source, origin), values in groups.items():
+                for chunk in _chunks(values, 500):
                     conn.execute(
-                        insert(labels).values(
-                            source=str(r["source"]), item_id=str(r["item_id"]), origin=r["origin"], **values
+                        delete(labels).where(
+                            labels.c.source == source,
+                            labels.c.origin == origin,
+                            labels.c.item_id.in_([v["item_id"] for v in chunk]),
                         )
                     )
-                count += 1
-        return count
+                    conn.execute(insert(labels), chunk)
+        return len(latest)
 
-    def training_labels(self) -> list[dict[str, Any]]:
-        """Every item's label for training: a human correction wins over the rule's decision."""
+    def count_labels(self) -> dict[str, int]:
+        """Labels stored, by origin ("rule", "human")."""
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(select(labels))]
+            rows = conn.execute(select(labels.c.origin, func.count()).group_by(labels.c.origin))
+            return {r[0]: r[1] for r in rows}
+
+    def training_labels(self, max_rule_labels: int = 100_000) -> list[dict[str, Any]]:
+        """Every item's label for training: a human correction wins over the rule's decision.
+
+        Every human label, and the newest ``max_rule_labels`` of the rules' (an instance of
+        millions of items would otherwise train on, and load, all of them)."""
+        human = select(labels).where(labels.c.origin == "human")
+        rule = (
+            select(labels).where(labels.c.origin == "rule")
+            .order_by(labels.c.at.desc()).limit(max_rule_labels)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(human)]
+            rows += [dict(r._mapping) for r in conn.execute(rule)]
         best: dict[tuple[str, str], dict[str, Any]] = {}
         for r in rows:
             key = (r["source"], r["item_id"])
             if key not in best or r["origin"] == "human":
                 best[key] = r
         return list(best.values())
+
+    # --- one item, read-only (`momentos explain`) ------------------------------------------------
+    def item_by_key(self, key: str, source: str | None = None) -> dict[str, Any] | None:
+        """The stored row of the item with this human key (INC0010001, OPS-12): ``source``,
+        ``item_id``, ``key``, ``platform``, ``container``, ``processed_at`` and ``data`` (the
+        enriched row); None when no sync processed it. Keys are matched as given, then in
+        upper case; the most recently processed wins if two sources share a key."""
+        query = select(items).order_by(items.c.processed_at.desc())
+        if source:
+            query = query.where(items.c.source == source)
+        with self.engine.connect() as conn:
+            for wanted in dict.fromkeys((key, key.upper())):
+                row = conn.execute(query.where(items.c.key == wanted)).first()
+                if row is not None:
+                    found = dict(row._mapping)
+                    found["data"] = json.loads(found["data"])
+                    return found
+        return None
+
+    def written_for(self, source: str, item_id: str) -> list[dict[str, Any]]:
+        """What momentos last wrote on one item: ``field``, ``value`` and ``written_at``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(written.c.field, written.c.value, written.c.written_at)
+                .where(written.c.source == source, written.c.item_id == item_id)
+                .order_by(written.c.field)
+            )
+            return [dict(r._mapping) for r in rows]
 
 
 def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from momentos.config import Config
@@ -30,10 +31,10 @@ from momentos.connectors.base import (
     WriteResult,
     registered_connectors,
 )
-from momentos.enrichment import enrich
+from momentos.enrichment import enrich, learn
 from momentos.enrichment.frame import items_to_frame
 from momentos.errors import BudgetExhausted, MomentosError
-from momentos.models import Item
+from momentos.models import MOMENTS, Item
 from momentos.nudges import plan_episodes
 from momentos.sandbox.world import INTEGRATION_USER
 from momentos.state import PendingWrite, StateStore, Watermark
@@ -46,7 +47,13 @@ REPORT_COLUMNS = (
     "assignment_group", "assignee", "service", "state", "priority", "created", "resolved",
     "updated", "moment", "moment_confidence", "moment_reason", "moment_rule", "needs_review",
     "sentiment", "experience_score", "experience_level", "experience_reasons", "signals",
-    "sla_breached", "survey_score", "language",
+    "sla_breached", "survey_score", "language", "requester", "category", "caused_by",
+)
+#: What enrichment reads of the instance history (``enrich(context=...)``): enough for the
+#: cross-item signals (typical durations, repeat contact, incidents caused by a change).
+CONTEXT_COLUMNS = (
+    "id", "key", "source", "kind", "priority", "moment", "created", "resolved", "requester",
+    "service", "category", "caused_by", "first_response_hours",
 )
 
 
@@ -226,6 +233,8 @@ def _report_row(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for col in REPORT_COLUMNS:
         value = row.get(col)
+        if col == "caused_by" and value is None:
+            value = _caused_by(row.get("fields"))
         if value is pd.NaT:
             value = None
         elif isinstance(value, pd.Timestamp):
@@ -236,8 +245,59 @@ def _report_row(row: dict[str, Any]) -> dict[str, Any]:
             value = None
         elif hasattr(value, "item") and not isinstance(value, (list, dict, str)):
             value = value.item()  # numpy scalar
+        elif isinstance(value, str):
+            value = storable(value)
         out[col] = value
     return out
+
+
+def storable(text: str) -> str:
+    """``text`` without lone surrogates (JSON's ``"\\ud800"`` escapes decode to them), which
+    no database, file or HTTP body can encode: each becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
+
+
+def _caused_by(fields: Any) -> str | None:
+    """The change an incident was caused by, from its platform fields (ServiceNow
+    ``caused_by``), as the change's number."""
+    if not isinstance(fields, dict):
+        return None
+    value = fields.get("caused_by") or fields.get("caused_by_change")
+    if isinstance(value, dict):  # a reference as {"value", "display_value"}
+        value = value.get("display_value") or value.get("value")
+    return str(value) if value else None
+
+
+def context_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Stored enriched rows reduced to what enrichment compares new items with."""
+    lean = []
+    for row in rows:
+        signals = row.get("signals")
+        if isinstance(signals, str):
+            try:
+                signals = json.loads(signals)
+            except ValueError:
+                signals = None
+        entry = {name: row.get(name) for name in CONTEXT_COLUMNS[:-1]}
+        entry["first_response_hours"] = (
+            signals.get("first_response_hours") if isinstance(signals, dict) else None
+        )
+        lean.append(entry)
+    frame = pd.DataFrame.from_records(lean, columns=list(CONTEXT_COLUMNS))
+    for name in ("created", "resolved"):
+        frame[name] = pd.to_datetime(frame[name], utc=True, errors="coerce", format="ISO8601")
+    frame["first_response_hours"] = pd.to_numeric(frame["first_response_hours"], errors="coerce")
+    # Plain strings ("" for none): every page reads these columns again, and enrichment's
+    # text columns take their fast path on str cells.
+    for name in CONTEXT_COLUMNS:
+        if name not in ("created", "resolved", "first_response_hours"):
+            frame[name] = [v if type(v) is str else ("" if v is None else str(v))
+                           for v in frame[name].tolist()]
+    return frame
 
 
 def _db_time(value: Any) -> datetime | None:
@@ -262,12 +322,19 @@ class SyncEngine:
         connector_factory: Callable[[SourceSettings], Connector] = make_connector,
         integration_user: str | None = None,
         stop_requested: Callable[[], bool] = lambda: False,
+        read_only: bool = False,
     ) -> None:
         self.config = config
         self.state = state or StateStore(config.state_url)
         self.connector_factory = connector_factory
         self.integration_user = integration_user
         self.stop_requested = stop_requested
+        self._model: learn.MomentModel | None = None
+        self._context: pd.DataFrame | None = None
+        #: Commands that write nothing (``mapping preview``) build a read-only engine; a dry
+        #: run is read-only for its run. Read-only, nothing is saved, not even a retrained model.
+        self.read_only = read_only
+        self._writes_state = not read_only
 
     def run(
         self,
@@ -278,6 +345,10 @@ class SyncEngine:
         now: datetime | None = None,
     ) -> SyncResult:
         started = time.monotonic()
+        # Each run reads the model and the history afresh: a retrain or another process's
+        # sync may have changed them since the last run.
+        self._model, self._context = None, None
+        self._writes_state = not (dry_run or self.read_only)
         sources = [self.config.source(source)] if source else list(self.config.sources)
         result = SyncResult(sources={}, duration_s=0.0)
         run_id = None if dry_run else self.state.start_run(f"sync:{source or 'all'}")
@@ -396,7 +467,7 @@ class SyncEngine:
             fresh.append(item)
         summary.pulled += len(fresh)
         quarantined = list(page.rejected)
-        enriched, bad = self._enrich(fresh, start)
+        enriched, bad = self.enrich_items(fresh, start)
         quarantined += bad
         bad_ids = {b[0] for b in bad}
         fresh = [i for i in fresh if i.id not in bad_ids]
@@ -409,6 +480,9 @@ class SyncEngine:
         last_written = self.state.last_written(source, ids) if fresh else {}
         overrides = self.state.overrides_for(source, ids) if fresh else {}
         plan = plan_changes(fresh, enriched, allowed, last_written, integration_user, overrides)
+        enriched, plan, people, changed = self._honour_people(
+            fresh, enriched, plan, allowed, last_written, integration_user, overrides, start
+        )
         summary.unchanged += len(plan.unchanged)
         summary.skipped_manual += len(plan.manual)
         cursor = None
@@ -426,6 +500,7 @@ class SyncEngine:
                     }
                 )
             summary.written += len({c.item.id for c in plan.changes})
+            self._remember([_report_row(r) for r in enriched.to_dict("records")], start)
             return
 
         if plan.new_overrides:
@@ -435,26 +510,32 @@ class SyncEngine:
                     source, o["by"], o["field"], o["key"], o["value"],
                 )
             self.state.record_overrides(source, plan.new_overrides)
-            # A person's moment is a label for the learned moment model, with the item's text.
-            texts = {i.id: f"{i.title}\n{i.description}".strip() for i in fresh}
+        if changed:
+            for o in changed:
+                log.info("%s: %s changed the moment of %s again, to %r", source, o["by"], o["key"], o["value"])
+            self.state.record_overrides(source, changed)
+        if people:
+            # A person's moment is a label for the learned moment model, with the text the
+            # model reads; the latest correction wins.
+            texts = dict(zip(enriched["id"].astype(str), learn.item_texts(enriched)))
             self.state.add_labels(
-                {"source": source, "item_id": o["item_id"], "moment": o["value"],
-                 "origin": "human", "text": texts.get(o["item_id"], "")}
-                for o in plan.new_overrides
-                if o["field"] == "moment" and o["value"] in ("operation", "evolution", "innovation")
+                {"source": source, "item_id": item_id, "moment": moment, "origin": "human",
+                 "text": storable(texts.get(item_id, ""))}
+                for item_id, moment in people.items()
             )
         write_results = connector.write(plan.changes) if plan.changes else []
         writes_ok, failed, errors, new_versions = _settle(source, plan.changes, write_results, summary)
 
-        rows = []
+        rows, processed = [], []
         for row in enriched.to_dict("records"):
             data = _report_row(row)
+            processed.append(data)
             updated = new_versions.get(row["id"]) or _db_time(row.get("updated"))
             rows.append(
                 {
-                    "item_id": row["id"], "key": str(row.get("key") or ""),
-                    "platform": str(row.get("platform") or ""),
-                    "container": str(row.get("container") or ""),
+                    "item_id": row["id"], "key": str(data["key"] or ""),
+                    "platform": str(data["platform"] or ""),
+                    "container": str(data["container"] or ""),
                     "updated": updated, "moment": data["moment"],
                     "score": data["experience_score"], "level": data["experience_level"],
                     "customer": data["customer"], "created": _db_time(row.get("created")),
@@ -465,6 +546,15 @@ class SyncEngine:
             source, stream, rows, writes_ok, failed, errors, cursor,
             [(i, k, r) for i, k, r in quarantined],
         )
+        # What rules decided with confidence trains the instance's moment model (retrain job).
+        decided = (
+            enriched[(enriched["moment_rule"] != "person").to_numpy()]
+            if "moment_rule" in enriched.columns else enriched
+        )
+        self.state.add_labels(
+            {**label, "text": storable(label["text"])} for label in learn.rule_labels(decided)
+        )
+        self._remember(processed, start)
         if self.config.model.nudges.enabled and fresh:
             self._nudge(connector, settings, fresh, enriched, summary)
 
@@ -531,27 +621,163 @@ class SyncEngine:
             if episode["item_id"] not in posted:
                 self._post(connector, settings.name, items[episode["item_id"]], episode, summary)
 
-    def _enrich(self, items: list[Item], now: datetime) -> tuple[pd.DataFrame, list[tuple[str, str, str]]]:
-        """Enrich a page; if the page as a whole fails, isolate and quarantine the bad items."""
+    def _honour_people(
+        self,
+        fresh: list[Item],
+        enriched: pd.DataFrame,
+        plan: _Plan,
+        allowed: list[str],
+        last_written: dict[tuple[str, str], str | None],
+        integration_user: str,
+        overrides: dict[tuple[str, str], dict[str, Any]],
+        now: datetime,
+    ) -> tuple[pd.DataFrame, _Plan, dict[str, str], list[dict[str, Any]]]:
+        """Items whose moment a person set are scored as that moment.
+
+        The first plan (on momentos' own moments) is what detects and records the override;
+        then those items are enriched again with the person's moment given, so their score,
+        signals text, stored row and report place follow the person's decision, and their
+        score and signals writes are planned again from that. Returns the enriched rows, the
+        plan, the person's moment by item id, and the recorded overrides whose value the person
+        has changed again since (to record anew)."""
+        by_id = {item.id: item for item in fresh}
+        people: dict[str, str] = {}
+        changed: list[dict[str, Any]] = []
+        for item_id, item in by_id.items():
+            value = _norm("moment", item.current.get("moment"))
+            known = overrides.get((item_id, "moment"))
+            if known is not None and value in MOMENTS:
+                people[item_id] = value
+                if value != known.get("value"):
+                    by = _changed_by_someone_else(item, "moment", integration_user)
+                    changed.append({
+                        "item_id": item_id, "field": "moment", "key": item.key, "value": value,
+                        "ours": known.get("ours"), "by": by or known.get("by") or "unknown",
+                    })
+        for override in plan.new_overrides:
+            if override["field"] == "moment" and override["value"] in MOMENTS:
+                people[override["item_id"]] = override["value"]
+        if not people:
+            return enriched, plan, people, changed
+        ids = enriched["id"].astype(str).to_numpy()
+        mask = np.isin(ids, list(people))
+        items = [by_id[i] for i in ids[mask]]
+        try:
+            again = enrich(
+                items_to_frame(items), self.config.moments, self.config.experience, now=now,
+                model=self._moment_model(), context=self._history(now),
+                given_moments=[people[i.id] for i in items],
+            )
+        except Exception as exc:  # noqa: BLE001 - keep momentos' own scoring for the page
+            log.warning("re-scoring items with a person's moment failed (%s)", exc)
+            return enriched, plan, people, changed
+        decided = {**overrides, **{(o["item_id"], o["field"]): o for o in plan.new_overrides}}
+        replan = plan_changes(items, again, allowed, last_written, integration_user, decided)
+        merged = _Plan(
+            [c for c in plan.changes if c.item.id not in people] + replan.changes,
+            plan.manual,
+            (plan.unchanged - set(people)) | (replan.unchanged - plan.manual),
+            plan.new_overrides,
+        )
+        rows = pd.concat([enriched[~mask], again], ignore_index=True)
+        return rows, merged, people, changed
+
+    def people_moments(self, items: list[Item]) -> dict[str, str]:
+        """The moment a person set, by item id: items with a recorded moment override whose
+        platform value is a moment (what a sync scores them with)."""
+        found: dict[str, str] = {}
+        by_source: dict[str, list[Item]] = {}
+        for item in items:
+            by_source.setdefault(item.source, []).append(item)
+        for source, group in by_source.items():
+            known = self.state.overrides_for(source, [i.id for i in group])
+            for item in group:
+                value = _norm("moment", item.current.get("moment"))
+                if (item.id, "moment") in known and value in MOMENTS:
+                    found[item.id] = value
+        return found
+
+    def enrich_items(
+        self, items: list[Item], now: datetime, given: dict[str, str] | None = None
+    ) -> tuple[pd.DataFrame, list[tuple[str, str, str]]]:
+        """Enrich items as a sync does (the run's moment model and instance history; ``given``
+        moments by item id, see ``people_moments``); if the batch as a whole fails, isolate
+        the bad items: returns (enriched frame, quarantined (id, key, reason) triples).
+        ``mapping preview`` uses it too."""
         if not items:
             return items_to_frame([]), []
         try:
-            return self._enrich_frame(items, now), []
+            return self._enrich_frame(items, now, given), []
         except Exception as exc:  # noqa: BLE001 - a bad item must not stop the run
             log.warning("enrichment failed on a page (%s); retrying item by item", exc)
         good: list[pd.DataFrame] = []
         bad: list[tuple[str, str, str]] = []
         for item in items:
             try:
-                good.append(self._enrich_frame([item], now))
+                good.append(self._enrich_frame([item], now, given))
             except Exception as exc:  # noqa: BLE001
                 bad.append((item.id, item.key, f"enrichment failed: {type(exc).__name__}: {exc}"[:500]))
         frame = pd.concat(good, ignore_index=True) if good else items_to_frame([])
         return frame, bad
 
-    def _enrich_frame(self, items: list[Item], now: datetime) -> pd.DataFrame:
+    def _enrich_frame(
+        self, items: list[Item], now: datetime, given: dict[str, str] | None = None
+    ) -> pd.DataFrame:
         frame = items_to_frame(items)
-        return enrich(frame, self.config.moments, self.config.experience, now=now)
+        return enrich(
+            frame, self.config.moments, self.config.experience, now=now,
+            model=self._moment_model(), context=self._history(now),
+            given_moments=[given.get(i.id) for i in items] if given else None,
+        )
+
+    def _moment_model(self) -> learn.MomentModel:
+        """The instance's learned moment model (the shipped one until it has its own), loaded
+        once per run: a retrain job's new model is picked up by the next run."""
+        if self._model is None:
+            self._model = (
+                learn.model_for(self.state) if self._writes_state
+                else learn.stored_or_default(self.state)
+            )
+        return self._model
+
+    def _history(self, now: datetime) -> pd.DataFrame:
+        """The instance history new items are compared with: the stored rows of recent items,
+        loaded once per run, plus what this run has processed so far (so the first sync of an
+        instance compares its later pages with the earlier ones)."""
+        if self._context is None:
+            settings = self.config.experience
+            rows = self.state.recent_items(
+                now - timedelta(days=settings.context_days), settings.context_items
+            )
+            rows.reverse()  # oldest first: the newest are kept when the history is trimmed
+            self._context = context_frame(rows)
+        return self._context
+
+    def _remember(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        """Add a processed page to the run's history (replacing older versions of its items).
+
+        The same window and limit as the stored history loaded by the next run (created or
+        resolved within ``context_days``, the newest ``context_items`` by creation), so a
+        resumed run, or runs split by source, meet the history one uninterrupted run meets."""
+        if not rows:
+            return
+        history = self._history(now)
+        settings = self.config.experience
+        page = context_frame(rows)
+        since = pd.Timestamp(now - timedelta(days=settings.context_days))
+        page = page[((page["created"] >= since) | (page["resolved"] >= since)).to_numpy()]
+        if not len(page):
+            return
+        if len(history):
+            keys = history["source"].astype(str) + "\x1f" + history["id"].astype(str)
+            fresh = set(page["source"].astype(str) + "\x1f" + page["id"].astype(str))
+            history = history[~keys.isin(fresh).to_numpy()]
+        history = pd.concat([history, page], ignore_index=True) if len(history) else page
+        limit = settings.context_items
+        if len(history) > limit:
+            history = history.sort_values("created", kind="stable", na_position="first")
+            history = history.iloc[len(history) - limit:] if limit else history.iloc[0:0]
+        self._context = history.reset_index(drop=True)
 
     def _retry_pending(self, connector: Connector, settings: SourceSettings, summary: SourceSummary) -> None:
         pending = self.state.due_pending_writes(settings.name)

@@ -126,7 +126,10 @@ def test_status_json(synced):
     assert run.returncode == 0, run.stderr
     payload = json.loads(run.stdout)
     assert payload["runs"]["sync:all"]["status"] == "ok"
-    assert [j["name"] for j in payload["jobs"]] == ["sync-all", "daily-report"] and payload["jobs"][0]["next_run"]
+    # The sync collected the rules' confident decisions as labels; no instance model yet.
+    assert payload["moment_model"]["trained_at"] is None
+    assert payload["moment_model"]["labels_now"]["rule"] > 0
+    assert [j["name"] for j in payload["jobs"]] == ["sync-all", "daily-report", "nightly-learn"] and payload["jobs"][0]["next_run"]
     assert sum(payload["items"].values()) == 2000
 
 
@@ -284,7 +287,15 @@ def test_sigterm_lets_sync_finish_its_page_and_exit_0(tmp_path):
         )
         import time
 
-        time.sleep(3)
+        # Once the platforms see a request the handler is installed (a loaded machine can take
+        # seconds just to import); then let it get into its pages.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            sum(requests.get(f"{url}/_sandbox/stats", timeout=5).json()["requests"].values())
+            for url in (box.servicenow_url, box.jira_url)
+        ):
+            time.sleep(0.1)
+        time.sleep(1)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0

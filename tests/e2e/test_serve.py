@@ -16,6 +16,8 @@ from momentos.demo import SANDBOX_PASSWORD_ENV, sandbox_config, write_config
 from momentos.sandbox import start_sandbox
 from momentos.scheduler import Service
 from momentos.config import load_config, JobSettings
+from momentos.enrichment import learn
+from momentos.state import StateStore
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +33,22 @@ def test_job_runs_through_the_service_and_records_its_run(tmp_path, monkeypatch)
         service = Service(config)
         service.run_job(JobSettings(name="sync", type="sync", cron="* * * * *"))
         service.run_job(JobSettings(name="report", type="report", cron="* * * * *"))
-        assert [r["status"] for r in service._runs] == ["ok", "ok"]
+        service.run_job(JobSettings(name="learn", type="retrain", cron="0 3 * * *"))
+        assert [r["status"] for r in service._runs] == ["ok", "ok", "ok"]
         assert (tmp_path / "r" / "report.html").exists()
+        # The retrain job trained the instance's moment model on what the sync's rules decided.
+        state = StateStore(config.state_url)
+        try:
+            rule_labels = [l for l in state.training_labels() if l["origin"] == "rule"]
+            assert len(rule_labels) > 50
+            stored = state.load_model(learn.MODEL_NAME)
+            assert stored is not None and stored[2]["origin"] == "instance"
+            assert stored[2]["labels"] == len(state.training_labels())
+            model = learn.model_for(state)
+            assert model.meta["origin"] == "instance"
+            assert state.run_history("retrain:learn")[0]["status"] == "ok"
+        finally:
+            state.close()
 
 
 def test_serve_locks_the_state_and_stops_cleanly_on_sigterm(tmp_path):
