@@ -48,6 +48,12 @@ class AuthError(MomentosError):
     category = Category.CONFIGURATION
 
 
+class TLSVerificationError(MomentosError):
+    """The platform's certificate could not be verified: a trust setting, not an outage."""
+
+    category = Category.CONFIGURATION
+
+
 class NotFoundError(MomentosError):
     category = Category.CONFIGURATION
 

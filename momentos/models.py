@@ -108,7 +108,8 @@ _ITEM_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Item))
 
 
 def parse_utc(value: Any) -> datetime | None:
-    """Parse a platform timestamp into an aware UTC datetime; ``None`` when empty or invalid.
+    """Parse a platform timestamp into an aware UTC datetime; ``None`` when empty or invalid
+    (out-of-range epochs included: a bad date in one record must not stop a page).
 
     Accepts ServiceNow's ``YYYY-MM-DD HH:MM:SS`` (always UTC in raw values), ISO 8601 with an
     offset or ``Z`` (Jira sends ``2024-01-02T03:04:05.000+0000``), and epoch seconds or millis.
@@ -118,8 +119,11 @@ def parse_utc(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, (int, float)):
-        seconds = value / 1000.0 if value > 1e11 else float(value)
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        try:
+            seconds = value / 1000.0 if value > 1e11 else float(value)
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):  # NaN, inf, or beyond year 1..9999
+            return None
     text = str(value).strip()
     if not text:
         return None
@@ -128,9 +132,12 @@ def parse_utc(value: Any) -> datetime | None:
     # Jira's "+0000" offset has no colon; fromisoformat accepts it since 3.11.
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        # In UTC, as documented; an offset that moves the time past year 1..9999 is invalid.
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def sn_datetime(value: datetime) -> str:

@@ -48,22 +48,43 @@ def adf_to_text(node: Any) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def _type(node: Any) -> str:
+    """A node's type; "" when the node is not a dict or its type is not a string."""
+    kind = node.get("type", "") if isinstance(node, dict) else ""
+    return kind if isinstance(kind, str) else ""
+
+
+def _attrs(node: dict[str, Any]) -> dict[str, Any]:
+    attrs = node.get("attrs")
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _content(node: dict[str, Any]) -> list[Any]:
+    """A node's children; malformed content (a string, a number, a dict) counts as none, so a
+    broken node degrades to nothing instead of failing the whole item."""
+    content = node.get("content")
+    return content if isinstance(content, list) else []
+
+
 def _block(node: dict[str, Any]) -> list[str]:
     """Lines for a block-level node."""
-    kind = node.get("type", "")
-    content = node.get("content") or []
+    kind = _type(node)
+    content = _content(node)
     if kind in ("paragraph", "heading"):
         return _inline(content).split("\n") if content else [""]
     if kind in _CONTAINER_BLOCKS:
         lines: list[str] = []
-        title = (node.get("attrs") or {}).get("title")
+        title = _attrs(node).get("title")
         if title:
             lines.append(str(title))
         for child in content:
             lines.extend(_child_lines(child))
         return lines
     if kind in ("bulletList", "orderedList", "taskList", "decisionList"):
-        start = int((node.get("attrs") or {}).get("order", 1) or 1)
+        try:
+            start = int(_attrs(node).get("order", 1) or 1)
+        except (TypeError, ValueError, OverflowError):
+            start = 1
         lines = []
         for index, item in enumerate(content):
             prefix = f"{start + index}. " if kind == "orderedList" else "- "
@@ -94,7 +115,7 @@ def _block(node: dict[str, Any]) -> list[str]:
         return text.split("\n") if text else []
     # Unknown block: keep whatever text its children carry.
     if content:
-        if all(isinstance(c, dict) and c.get("type") in _INLINE_TYPES for c in content):
+        if all(_type(c) in _INLINE_TYPES for c in content):
             return _inline(content).split("\n")
         lines = []
         for child in content:
@@ -106,17 +127,17 @@ def _block(node: dict[str, Any]) -> list[str]:
 def _child_lines(child: Any) -> list[str]:
     if not isinstance(child, dict):
         return [str(child)] if child else []
-    if child.get("type") in _INLINE_TYPES:
+    if _type(child) in _INLINE_TYPES:
         return _inline([child]).split("\n")
     return _block(child)
 
 
 def _table_row(row: dict[str, Any]) -> str:
     cells = []
-    for cell in row.get("content") or []:
+    for cell in _content(row):
         if isinstance(cell, dict):
             cell_lines = []
-            for child in cell.get("content") or []:
+            for child in _content(cell):
                 cell_lines.extend(_child_lines(child))
             cells.append(" ".join(line.strip() for line in cell_lines if line.strip()))
     return " | ".join(cells)
@@ -133,8 +154,8 @@ def _inline(nodes: list[Any]) -> str:
     for node in nodes:
         if not isinstance(node, dict):
             continue
-        kind = node.get("type", "")
-        attrs = node.get("attrs") or {}
+        kind = _type(node)
+        attrs = _attrs(node)
         if kind == "text":
             parts.append(str(node.get("text", "")))
         elif kind == "hardBreak":
@@ -152,10 +173,10 @@ def _inline(nodes: list[Any]) -> str:
             parts.append(_date_text(attrs.get("timestamp")))
         elif kind == "placeholder":
             continue  # editor hint text, never typed by anyone
-        elif node.get("content"):
+        elif _content(node):
             # Unknown inline or block nested inside a paragraph: its text children.
-            inner = node["content"]
-            if any(isinstance(c, dict) and c.get("type") not in _INLINE_TYPES for c in inner):
+            inner = _content(node)
+            if any(isinstance(c, dict) and _type(c) not in _INLINE_TYPES for c in inner):
                 parts.append("\n".join(line for child in inner for line in _child_lines(child)))
             else:
                 parts.append(_inline(inner))
@@ -166,10 +187,9 @@ def _inline(nodes: list[Any]) -> str:
 
 def _date_text(timestamp: Any) -> str:
     try:
-        ms = int(timestamp)
-    except (TypeError, ValueError):
+        return datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC).strftime("%Y-%m-%d")
+    except (TypeError, ValueError, OverflowError, OSError):  # not a number, or out of range
         return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def text_to_adf(text: str) -> dict[str, Any]:

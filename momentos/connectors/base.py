@@ -261,6 +261,11 @@ class Connector(ABC):
         (``markers``: item id → marker). Used to reconcile after a crash."""
         raise NotImplementedError(f"{self.platform} connector cannot read notes")
 
+    def fetch(self, key: str) -> Item | None:
+        """Read one item by its human key (INC0010001, OPS-12), built as ``pull`` builds it,
+        without writing anything; None when this source has no such item."""
+        raise NotImplementedError(f"{self.platform} connector cannot fetch one item")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions."""
 

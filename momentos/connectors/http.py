@@ -30,6 +30,7 @@ from momentos.errors import (
     MomentosError,
     NotFoundError,
     PlatformError,
+    TLSVerificationError,
     TransientError,
 )
 
@@ -37,6 +38,22 @@ log = logging.getLogger("momentos.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+#: A request carrying this header (removed before sending) has an effect that a replay would
+#: repeat although its method is idempotent by HTTP's rules: a PATCH of a ServiceNow journal
+#: field adds one more work note each time. It is not retried once it may have reached the
+#: server; the caller reconciles on a later run instead.
+ONCE_HEADER = "X-Momentos-Once"
+
+
+def _trust_failure(exc: Exception) -> bool:
+    """Whether a TLS error says the certificate (or its host name) could not be verified,
+    rather than the handshake being cut short."""
+    text = str(exc)
+    return any(
+        mark in text
+        for mark in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "hostname",
+                     "doesn't match", "self-signed", "self signed", "unable to get local issuer")
+    )
 
 
 class HttpSettings(BaseModel):
@@ -142,34 +159,36 @@ class PolicyAdapter(HTTPAdapter):
         is_read = is_read_request(method, path) or (
             method == "POST" and path.rstrip("/").endswith(self._read_post)
         )
-        retriable_method = method in IDEMPOTENT_METHODS or path.rstrip("/").endswith(
-            self._idempotent_post
+        once = request.headers.pop(ONCE_HEADER, None) is not None
+        retriable_method = not once and (
+            method in IDEMPOTENT_METHODS or path.rstrip("/").endswith(self._idempotent_post)
         )
         attempt = 0
         while True:
             self.counter.take(is_read)
             try:
                 response = super().send(request, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                # A POST that may have reached the server is not replayed blindly: the caller
-                # reconciles instead (a duplicated comment is worse than a later retry).
-                connect_only = isinstance(exc, requests.ConnectTimeout)
-                if attempt >= self.settings.max_retries or not (retriable_method or connect_only):
-                    raise TransientError(
-                        f"{self.platform}: {method} {path} failed: {type(exc).__name__}",
-                        hint="the platform was unreachable; the next run retries",
+            except requests.exceptions.SSLError as exc:
+                if _trust_failure(exc):
+                    # SSLError is a ConnectionError to requests, but retrying cannot fix trust.
+                    raise TLSVerificationError(
+                        f"{self.platform}: {method} {path}: the platform's TLS certificate "
+                        "could not be verified",
+                        hint="for a private CA set ca_bundle: /path/to/ca.pem on this source; "
+                        "verify_tls: false only in a lab",
                     ) from None
-                delay = self._backoff(attempt)
-                log.info(
-                    "%s %s %s: %s, retry %d in %.1fs",
-                    self.platform, method, path, type(exc).__name__, attempt + 1, delay,
-                )
+                # A handshake cut short (EOF, reset behind a proxy) is a connection problem.
+                delay = self._connection_failed(exc, attempt, method, path, retriable_method)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                delay = self._connection_failed(exc, attempt, method, path, retriable_method)
             else:
                 _log_rate_limit(self.platform, response)
                 status = response.status_code
                 if status not in RETRY_STATUSES or attempt >= self.settings.max_retries:
                     return response
-                if not retriable_method and status not in (429, 503):
+                # 429 is refused before any work; a 503 from a gateway may follow a request the
+                # platform applied, which only a repeatable request may risk.
+                if not retriable_method and status not in ((429,) if once else (429, 503)):
                     return response
                 delay = self._retry_after(response) if status in (429, 503) else None
                 if delay is None:
@@ -182,6 +201,26 @@ class PolicyAdapter(HTTPAdapter):
             attempt += 1
             self.counter.retries += 1
             self._sleep(delay)
+
+    def _connection_failed(
+        self, exc: Exception, attempt: int, method: str, path: str, retriable_method: bool
+    ) -> float:
+        """The wait before retrying a request that got no answer, or TransientError when it
+        must not (or need not any more) be retried. A POST that may have reached the server is
+        not replayed blindly: the caller reconciles instead (a duplicated comment is worse
+        than a later retry)."""
+        connect_only = isinstance(exc, requests.ConnectTimeout)
+        if attempt >= self.settings.max_retries or not (retriable_method or connect_only):
+            raise TransientError(
+                f"{self.platform}: {method} {path} failed: {type(exc).__name__}",
+                hint="the platform was unreachable; the next run retries",
+            ) from None
+        delay = self._backoff(attempt)
+        log.info(
+            "%s %s %s: %s, retry %d in %.1fs",
+            self.platform, method, path, type(exc).__name__, attempt + 1, delay,
+        )
+        return delay
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.settings.backoff_max_s, self.settings.backoff_base_s * (2**attempt))

@@ -111,6 +111,35 @@ _BULK_CHANGELOG_ISSUES = 1000
 _BULK_EDIT_ISSUES = 1000  # bulk edit takes up to 1000 issues and 200 fields a request
 
 
+def _unbalanced(jql: str) -> str:
+    """Why a JQL fragment cannot be wrapped in parentheses safely ("" when it can): a
+    parenthesis closed before it was opened or left open, or a quote left open."""
+    depth = 0
+    quote = ""
+    escaped = False
+    for char in jql:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return "closes a parenthesis it did not open"
+    if quote:
+        return f"leaves a {quote} quote open"
+    if depth:
+        return "leaves a parenthesis open"
+    return ""
+
+
 class JiraSettings(SourceSettings):
     """A Jira source. Example::
 
@@ -169,6 +198,11 @@ class JiraSettings(SourceSettings):
             return None
         if re.search(r"\border\s+by\b", value, re.IGNORECASE):
             raise ValueError("must not contain ORDER BY: momentos orders by updated and key itself")
+        problem = _unbalanced(value)
+        if problem:
+            # momentos wraps the filter in parentheses and ANDs it with the project and the
+            # time window; a filter that closes them would read outside both.
+            raise ValueError(problem)
         return value.strip()
 
     @model_validator(mode="after")
@@ -656,6 +690,10 @@ class _Site:
     warned: set[str] = field(default_factory=set)  # ambiguous field names already reported
 
 
+#: An issue key as ``fetch`` accepts it (``OPS-12``): nothing that could extend a JQL query.
+_ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
+
+
 class JiraConnector(Connector):
     """Pulls Jira issues as items and writes the three writeback fields back."""
 
@@ -715,10 +753,13 @@ class JiraConnector(Connector):
         return matches[0] if matches else None
 
     def _writeback_ids(self) -> dict[str, str]:
+        """Platform ids of the writeback fields: custom fields only. A system field people own
+        (summary, description, labels, assignee) is never a writeback target, whatever the
+        config names."""
         ids = {}
         for logical, name in self.settings.writeback.fields.items():
             found = self._field(name)
-            if found is not None:
+            if found is not None and found.get("custom"):
                 ids[logical] = found["id"]
         return ids
 
@@ -838,6 +879,38 @@ class JiraConnector(Connector):
                 service_desk = self._project_type(stream, issues[0]) == "service_desk"
                 items, rejected = self._normalize_page(issues, ctx, service_desk)
             yield Page(items, cursor, total=raw_page.total, rejected=rejected)
+
+    def fetch(self, key: str) -> Item | None:
+        """The issue ``key`` of a configured project (within the admin ``jql``), built as
+        ``pull`` builds it. Its existence is asked first (``GET /issue/{key}``, 404 = none),
+        because a search naming a missing key is refused; nothing is written."""
+        if not _ISSUE_KEY.match(key):
+            return None
+        site = self.site()
+        client = self.client
+        try:
+            found = client.get(f"read issue {key}", client.url(f"issue/{key}"), {"fields": "project"})
+        except NotFoundError:
+            return None
+        project = str((((found or {}).get("fields") or {}).get("project") or {}).get("key") or "")
+        if project not in self.settings.projects:
+            return None
+        parts = [f"({self.settings.jql})"] if self.settings.jql else []
+        parts += [f'project = "{project}"', f'key = "{found["key"]}"']
+        jql = " AND ".join(parts)
+        fields = self._search_fields()
+        if site.cloud:
+            data = client.search_cloud(jql, None, 1, fields, "changelog")
+        else:
+            data = client.search_dc(jql, 0, 1, fields, "changelog")
+        issues = list((data or {}).get("issues") or [])
+        if not issues:
+            return None
+        service_desk = self._project_type(project, issues[0]) == "service_desk"
+        items, rejected = self._normalize_page(issues[:1], self._context(), service_desk)
+        if rejected:
+            raise PlatformError(f"jira: issue {key} {rejected[0][2]}")
+        return items[0] if items else None
 
     def _project_type(self, key: str, sample: dict[str, Any] | None = None) -> str:
         """``projectTypeKey`` of a project: from an issue's ``project`` field when the search
@@ -1283,9 +1356,12 @@ class JiraConnector(Connector):
         """An internal note: on a service-desk project a JSM internal comment (the
         ``sd.public.comment`` property), elsewhere a comment restricted to the first agent group.
         See Atlassian's "Add comment" (``properties``, ``visibility``) reference."""
+        # The project type first: it connects, and connecting settles the API version
+        # (flavor "auto"), which decides between an ADF body (v3) and plain text (v2).
+        service_desk = self._project_type(item.container) == "service_desk"
         client = self.client
         body: dict[str, Any] = {"body": text_to_adf(text) if client.api == "3" else text}
-        if self._project_type(item.container) == "service_desk":
+        if service_desk:
             body["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
         elif self.settings.agent_groups:
             body["visibility"] = {"type": "group", "value": self.settings.agent_groups[0]}
@@ -1355,7 +1431,11 @@ class JiraConnector(Connector):
         ids = self._writeback_ids() if self.settings.writeback.enabled else {}
         if self.settings.writeback.enabled:
             for logical, name in self.settings.writeback.fields.items():
-                if logical not in ids:
+                if logical not in ids and self._field(name) is not None:
+                    problems.append(CheckProblem(
+                        f"'{name}' is a Jira system field; momentos writes only its own custom fields",
+                        f"point writeback.fields.{logical} at a custom field ({_FIELD_TYPES[logical]})"))
+                elif logical not in ids:
                     problems.append(CheckProblem(f"custom field '{name}' does not exist",
                                                  f"create custom field '{name}' ({_FIELD_TYPES[logical]})"))
         options_checked = False

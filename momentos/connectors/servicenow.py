@@ -67,6 +67,7 @@ from momentos.connectors.base import (
 )
 from momentos.connectors.http import (
     ERROR_TABLE,
+    ONCE_HEADER,
     RequestCounter,
     build_session,
     error_for,
@@ -101,6 +102,12 @@ KIND_BY_TABLE: dict[str, str] = {
 REQUESTER_BY_TABLE: dict[str, str] = {
     "incident": "caller_id",
     "sc_req_item": "requested_for",
+}
+#: Fields some tables add to ``BASE_FIELDS``: the change an incident was caused by (the
+#: link behind "incidents caused by the change"), a change's close code (failed / backed out).
+TABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "incident": ("caused_by",),
+    "change_request": ("close_code",),
 }
 DEFAULT_TABLES: tuple[str, ...] = (
     "incident",
@@ -195,7 +202,10 @@ _CONSUMED: frozenset[str] = frozenset(
 #: Audited fields turned into ``HistoryEvent`` (plus the writeback fields).
 HISTORY_FIELDS: tuple[str, ...] = ("assignment_group", "assigned_to", "state", "priority")
 
+_CUSTOM_COLUMN = re.compile(r"^(u_|x_[a-z0-9]+_)[a-z0-9_]+$")
 _FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+#: A record number as `fetch` accepts it: nothing that could extend an encoded query.
+_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 class TableSettings(BaseModel):
@@ -232,7 +242,16 @@ class TableSettings(BaseModel):
         # would break paging.
         if value and "ORDERBY" in value:
             raise ValueError("must not contain ORDERBY: momentos orders by sys_updated_on, sys_id")
-        return value.strip().strip("^") or None if value else None
+        cleaned = value.strip().strip("^") if value else ""
+        # The filter is ANDed with the time window. ^NQ starts a new query OR-ed with
+        # everything before it, and a leading OR would attach to the window's last condition:
+        # either would read records outside the window (and outside the filter).
+        segments = cleaned.split("^")
+        if any(part.startswith("NQ") for part in segments):
+            raise ValueError("must not contain ^NQ (a new query would be read outside the time window)")
+        if segments[0].startswith("OR"):
+            raise ValueError("must not start with OR (it would attach to momentos' time window)")
+        return cleaned or None
 
     @model_validator(mode="after")
     def _defaults(self) -> TableSettings:
@@ -300,6 +319,14 @@ class ServiceNowSettings(SourceSettings):
     def _writeback_defaults(self) -> ServiceNowSettings:
         if not self.writeback.fields:
             self.writeback.fields = dict(DEFAULT_WRITEBACK)
+        # Only custom columns (u_..., or x_<scope>_... of a scoped app): a platform column
+        # people own (short_description, comments, priority) is never a writeback target.
+        owned = {k: v for k, v in self.writeback.fields.items() if not _CUSTOM_COLUMN.match(v)}
+        if owned:
+            raise ValueError(
+                "writeback.fields must name custom columns (u_... or x_<scope>_...), not "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(owned.items()))
+            )
         return self
 
     def table(self, name: str) -> TableSettings:
@@ -760,12 +787,14 @@ class _TableApi:
         return None  # 429, 5xx or an unexpected answer: read it directly
 
     def patch(
-        self, table: str, sys_id: str, payload: dict[str, str]
+        self, table: str, sys_id: str, payload: dict[str, str], *, once: bool = False
     ) -> tuple[requests.Response | None, datetime | None]:
         """PATCH only the given fields; returns (failed response or None, the record's new
-        sys_updated_on), so the engine knows that version is our own write."""
+        sys_updated_on), so the engine knows that version is our own write. ``once``: the
+        PATCH appends (a journal field) and must not be replayed by the HTTP policy."""
         response = self._resource(table, write=True).request(
-            "PATCH", path_append=f"/{sys_id}", json=payload
+            "PATCH", path_append=f"/{sys_id}", json=payload,
+            headers={ONCE_HEADER: "1"} if once else None,
         )
         try:
             record = response.one()
@@ -1464,6 +1493,7 @@ class ServiceNowConnector(Connector):
     def fields_for(self, table: TableSettings) -> list[str]:
         wanted = [
             *BASE_FIELDS,
+            *TABLE_FIELDS.get(table.name, ()),
             table.requester_field,
             table.customer_field,
             *self.settings.writeback.fields.values(),
@@ -1523,6 +1553,22 @@ class ServiceNowConnector(Connector):
                 yield Page(items=items, cursor=cursor, total=first_total)
             if not paginator.advance(raw.records, raw.total):
                 return
+
+    def fetch(self, key: str) -> Item | None:
+        """The record numbered ``key`` in the first configured table that has it (within the
+        table's filter), built as ``pull`` builds it: one read per table tried, then its
+        context; nothing is written."""
+        if not _KEY.match(key):
+            return None
+        for table in self.settings.tables:
+            query = _and_query([f"number={key}"], table.filter)
+            try:
+                raw = self.api.page(table.name, query, self.fields_for(table), 1, 0)
+            except MissingTable:
+                continue
+            if raw.records:
+                return self.build_items(table, raw.records[:1])[0]
+        return None
 
     def build_items(self, table: TableSettings, records: list[dict[str, Any]]) -> list[Item]:
         """Fetch the page's context in bulk (two rounds) and build its items."""
@@ -1670,7 +1716,9 @@ class ServiceNowConnector(Connector):
     def post_note(self, item: Item, text: str) -> datetime | None:
         """A work note: PATCH the record's ``work_notes`` journal field, which ServiceNow stores
         as a sys_journal_field entry visible to IT only. Returns the new sys_updated_on."""
-        failed, updated = self.api.patch(item.container, item.id, {"work_notes": text})
+        # Each PATCH of work_notes adds a note: a lost answer must not make the policy send it
+        # again (the engine looks for the note's marker on the next run instead).
+        failed, updated = self.api.patch(item.container, item.id, {"work_notes": text}, once=True)
         if failed is not None:
             raise error_for(failed, f"ServiceNow source {self.settings.name}: work note on {item.key}")
         return updated
@@ -1760,7 +1808,7 @@ class ServiceNowConnector(Connector):
             if not gone.ok and gone.status_code != 404:  # 404: someone removed it already
                 raise error_for(gone, f"{self.settings.name}: delete attachment {old}")
         if comment:
-            failed, _ = api.patch(table, sys_id, {comment_field: comment})
+            failed, _ = api.patch(table, sys_id, {comment_field: comment}, once=True)
             if failed is not None:
                 raise error_for(failed, f"{self.settings.name}: comment on {table}/{sys_id}")
         return {"attachment": new_id, "replaced": len(older)}

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -18,7 +17,7 @@ from momentos.connectors.http import (
     check_response,
     is_read_request,
 )
-from momentos.errors import AuthError, BudgetExhausted, NotFoundError, PlatformError, TransientError
+from momentos.errors import AuthError, BudgetExhausted, NotFoundError, PlatformError, TLSVerificationError, TransientError
 from momentos.sandbox.base import make_self_signed_cert
 
 
@@ -166,7 +165,59 @@ def test_source_ca_bundle_wins_over_requests_ca_bundle_env(tmp_path: Path, monke
         ok = build_session(HttpSettings(), RequestCounter(), verify=str(cert)).get(url)
         assert ok.status_code == 200
         strict = build_session(HttpSettings(max_retries=0), RequestCounter(), verify=True)
-        with pytest.raises((requests.exceptions.SSLError, TransientError)):
+        with pytest.raises(TLSVerificationError, match="certificate could not be verified"):
             strict.get(url)
     finally:
         srv.shutdown()
+
+
+def test_a_request_marked_once_is_not_replayed_on_503_but_waits_out_429(server):
+    """A work-note PATCH appends: a 503 may follow a PATCH the platform applied, so it is not
+    replayed; a 429 is refused before any work and is retried. The marker never leaves."""
+    from momentos.connectors.http import ONCE_HEADER
+
+    app, url = server
+    app.script("/note", 503)
+    app.script("/note2", 429, 200)
+    counter, sleeps = RequestCounter(), []
+    session = _session(counter, sleeps)
+    assert session.patch(url + "/note", json={}, headers={ONCE_HEADER: "1"}).status_code == 503
+    assert app.hits["PATCH /note"] == 1
+    assert session.patch(url + "/note2", json={}, headers={ONCE_HEADER: "1"}).status_code == 200
+    assert app.hits["PATCH /note2"] == 2
+    # An unmarked PATCH is replayed on 503 as before.
+    app.script("/plain", 503, 200)
+    assert session.patch(url + "/plain", json={}).status_code == 200
+    assert app.hits["PATCH /plain"] == 2
+
+
+def test_a_handshake_cut_short_is_retried_but_an_untrusted_certificate_is_not(tmp_path):
+    """Only a verification failure is a trust problem; an EOF in the handshake is a
+    connection problem, retried like any other."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()  # closes during the TLS handshake
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    counter, sleeps = RequestCounter(), []
+    session = build_session(HttpSettings(max_retries=2), counter, platform="test")
+    session.get_adapter("https://")._sleep = sleeps.append
+    try:
+        with pytest.raises(TransientError):
+            session.get(f"https://127.0.0.1:{port}/x")
+    finally:
+        listener.close()
+    assert len(accepted) == 3 and len(sleeps) == 2
