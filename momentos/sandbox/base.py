@@ -3,6 +3,9 @@ JSON helpers, and a threaded werkzeug server with optional TLS.
 
 A platform app subclasses ``SandboxApp``, declares its routes as a werkzeug ``Map`` whose
 endpoints are method names, and calls ``self.count_write(key)`` for every record it changes.
+With a ``recorder`` set (``momentos sandbox --data-file``), every request that may change
+something runs under the app's lock between ``recorder.begin`` and ``recorder.commit``, which
+journals what it changed before the client gets its answer (see ``sandbox/persist.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from werkzeug.routing import Map
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 @dataclass
 class Faults:
@@ -36,6 +41,10 @@ class Faults:
     drop_rate: float = 0.0
     delay_rate: float = 0.0  # probability of a slow response (for read-timeout tests)
     delay_s: float = 0.0
+    #: Probability that a response is held back ``slow_s`` *after* the request was handled:
+    #: a write is applied but its answer may reach the client after its read timeout.
+    slow_rate: float = 0.0
+    slow_s: float = 0.0
 
 
 class DropConnection(Exception):
@@ -53,9 +62,13 @@ class SandboxApp:
         self.lock = threading.RLock()
         self.requests: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()  # faults injected, by kind
         self.faults = Faults()
         self._fault_rng = random.Random(seed)
         self.base_url = ""  # set by the server once it knows its port
+        #: Journal of changes (``sandbox/persist.py``); None = in memory only.
+        self.recorder: Any = None
+        self._recording = threading.local()
 
     # --- WSGI -----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -100,12 +113,31 @@ class SandboxApp:
         if fault is not None:
             return fault
         request.environ["sandbox.user"] = user
+        handler = getattr(self, rule.endpoint)
         try:
-            return getattr(self, rule.endpoint)(request, **values)
+            if self.recorder is not None and request.method not in _READ_METHODS:
+                response = self._recorded(handler, request, values)
+            else:
+                response = handler(request, **values)
         except DropConnection:
             raise
         except HTTPException as exc:
-            return self.error(exc.code or 500, exc.description or "error")
+            response = self.error(exc.code or 500, exc.description or "error")
+        slow_s = request.environ.get("sandbox.slow_s")
+        if slow_s:
+            threading.Event().wait(slow_s)
+        return response
+
+    def _recorded(self, handler: Any, request: Request, values: dict[str, Any]) -> Response:
+        """Run a handler that may change records, and journal the change before answering."""
+        with self.lock:
+            mark = self.recorder.begin(self)
+            self._recording.touched = []
+            try:
+                return handler(request, **values)
+            finally:
+                touched, self._recording.touched = self._recording.touched, None
+                self.recorder.commit(self, mark, touched)
 
     # --- auth -------------------------------------------------------------------------------
     def authenticate(self, request: Request) -> str | None:
@@ -143,6 +175,10 @@ class SandboxApp:
         with self.lock:
             f = self.faults
             roll = self._fault_rng.random()
+        kind = self._fault_kind(roll, f)
+        if kind:
+            with self.lock:
+                self.injected[kind] += 1
         if roll < f.drop_rate:
             raise DropConnection()
         roll -= f.drop_rate
@@ -158,15 +194,39 @@ class SandboxApp:
         roll -= f.error_rate
         if roll < f.delay_rate and f.delay_s > 0:
             threading.Event().wait(f.delay_s)
+        roll -= f.delay_rate
+        if roll < f.slow_rate and f.slow_s > 0:
+            request.environ["sandbox.slow_s"] = f.slow_s  # waited out after the handler
         return None
 
+    @staticmethod
+    def _fault_kind(roll: float, f: Faults) -> str:
+        """The name of the fault a roll picks in ``injected_fault`` ("" for none)."""
+        for kind, rate, active in (
+            ("drop", f.drop_rate, True), ("rate_limit", f.rate_limit_rate, True),
+            ("error", f.error_rate, True), ("delay", f.delay_rate, f.delay_s > 0),
+            ("slow", f.slow_rate, f.slow_s > 0),
+        ):
+            if roll < rate:
+                return kind if active else ""
+            roll -= rate
+        return ""
+
     def stats(self) -> dict[str, Any]:
+        """The contract's ``requests`` and ``writes``, plus the faults injected so far."""
         with self.lock:
-            return {"requests": dict(self.requests), "writes": dict(self.writes)}
+            return {
+                "requests": dict(self.requests),
+                "writes": dict(self.writes),
+                "faults": dict(self.injected),
+            }
 
     def count_write(self, key: str) -> None:
         with self.lock:
             self.writes[key] += 1
+            touched = getattr(self._recording, "touched", None)
+            if touched is not None:
+                touched.append(key)
 
     # --- helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -195,7 +255,7 @@ def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "momentos sandbox")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

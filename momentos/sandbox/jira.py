@@ -37,6 +37,22 @@ comment says otherwise):
   permission, else 403.
 * ``expand=transitions`` adds the transitions available from the issue's status (Singer's
   tap-jira asks for it and reads ``issue["transitions"]`` unconditionally).
+* Field administration (what ``momentos fields setup`` uses; "Administer Jira" global
+  permission, else 403): ``POST /rest/api/{2,3}/field`` (CustomFieldDefinitionJsonBean ``name``,
+  ``description``, ``type``, ``searcherKey``; answers 201 with the field, and Cloud gives the new
+  field its global default context); Cloud ``POST /field/{id}/context/{ctx}/option``
+  (``{"options": [{"value", "disabled"}]}`` → ``{"options": [...]}``); the screens API
+  (``GET /screens``, ``/screens/{id}/tabs``, ``GET``/``POST /screens/{id}/tabs/{tab}/fields``
+  with ``{"fieldId"}``) and, Cloud only, how a project reaches its screens:
+  ``GET /issuetypescreenscheme/project?projectId=`` → ``/issuetypescreenscheme/mapping?
+  issueTypeScreenSchemeId=`` → ``GET /screenscheme?id=`` (``screens.default``/``edit``)
+  (developer.atlassian.com/cloud/jira/platform/rest/v3/ api-group-issue-fields,
+  -issue-custom-field-options, -screens, -screen-tabs, -screen-tab-fields,
+  -issue-type-screen-schemes, -screen-schemes). Each classic project has one screen (one tab,
+  "Field Tab") through its own screen scheme and issue type screen scheme; the field set of that
+  screen is what ``PUT /issue`` and ``editmeta`` accept. A created field takes the free
+  writeback slot of its type (select → moment, float → score, textarea → signals): only those
+  store values.
 * A 429 carries ``Retry-After``, ``X-RateLimit-*`` and ``RateLimit-Reason`` (Atlassian's "Rate
   limiting" and "Build an app that respects rate limits" pages: ``jira-burst-based``,
   ``jira-per-issue-on-write``, …).
@@ -168,6 +184,15 @@ _BAD_DATE = (
     "'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'."
 )
 _NO_SUCH_FIELD = "Field '{0}' does not exist or you do not have permission to view it."
+#: Cloud's answer to a field or screen administration call by a user without "Administer Jira".
+_ADMIN_403 = "You are not authorized to perform this action. Administrator privileges are required."
+#: Custom field type → (writeback slot it fills in the sandbox, schema type, searchers allowed).
+_CREATABLE = {
+    _SELECT: ("moment", "option", {"com.atlassian.jira.plugin.system.customfieldtypes:multiselectsearcher"}),
+    _FLOAT: ("score", "number", {"com.atlassian.jira.plugin.system.customfieldtypes:exactnumber",
+                                 "com.atlassian.jira.plugin.system.customfieldtypes:numberrange"}),
+    _TEXTAREA: ("signals", "string", {"com.atlassian.jira.plugin.system.customfieldtypes:textsearcher"}),
+}
 _BIG = sys.maxsize // 4  # sort value for an empty date (after every real one)
 
 
@@ -331,8 +356,10 @@ class JiraSandbox(SandboxApp):
     Options (all off by default):
       * ``fields_missing_from_screen`` — field names left off edit screens: ``"Experience score"``
         (every project) or ``"SD:Experience score"`` (one project).
-      * ``not_admin`` — the integration user is no admin: ``notifyUsers=false`` answers 403.
-      * ``missing_fields`` — the three writeback custom fields do not exist at all.
+      * ``not_admin`` — the integration user is no admin: ``notifyUsers=false`` answers 403, and
+        so do the field and screen administration endpoints.
+      * ``missing_fields`` — the three writeback custom fields do not exist at all (and so are
+        on no screen) until created through ``POST /field`` and added to the screens.
       * ``same_minute`` — that many issues get an ``updated`` inside one minute (groups of them
         on the very same second), for keyset paging tests.
       * ``satisfaction_field`` (default True) — JSM's "Satisfaction" field is present; without
@@ -409,7 +436,16 @@ class JiraSandbox(SandboxApp):
             Rule("/rest/api/<ver>/myself", endpoint="myself", methods=["GET"]),
             Rule("/rest/api/<ver>/field", endpoint="list_fields", methods=["GET"]),
             Rule("/rest/api/<ver>/field/<field_id>/context", endpoint="field_contexts", methods=["GET"]),
+            Rule("/rest/api/<ver>/field", endpoint="create_field", methods=["POST"]),
             Rule("/rest/api/<ver>/field/<field_id>/context/<ctx>/option", endpoint="field_options", methods=["GET"]),
+            Rule("/rest/api/<ver>/field/<field_id>/context/<ctx>/option", endpoint="create_options", methods=["POST"]),
+            Rule("/rest/api/<ver>/screens", endpoint="list_screens", methods=["GET"]),
+            Rule("/rest/api/<ver>/screens/<int:screen_id>/tabs", endpoint="screen_tabs", methods=["GET"]),
+            Rule("/rest/api/<ver>/screens/<int:screen_id>/tabs/<int:tab_id>/fields", endpoint="tab_fields", methods=["GET"]),
+            Rule("/rest/api/<ver>/screens/<int:screen_id>/tabs/<int:tab_id>/fields", endpoint="add_tab_field", methods=["POST"]),
+            Rule("/rest/api/<ver>/issuetypescreenscheme/project", endpoint="itss_projects", methods=["GET"]),
+            Rule("/rest/api/<ver>/issuetypescreenscheme/mapping", endpoint="itss_mappings", methods=["GET"]),
+            Rule("/rest/api/<ver>/screenscheme", endpoint="screen_schemes", methods=["GET"]),
             Rule("/rest/api/<ver>/project", endpoint="list_projects", methods=["GET"]),
             Rule("/rest/api/<ver>/project/<key>", endpoint="get_project", methods=["GET"]),
             Rule("/rest/api/<ver>/status", endpoint="list_statuses", methods=["GET"]),
@@ -474,7 +510,12 @@ class JiraSandbox(SandboxApp):
             {"value": v, "id": str(option_base + i), "disabled": False}
             for i, v in enumerate(moment_options)
         ]
+        if missing:
+            self.moment_options = []  # a created select list starts without options
+        self._next_option = option_base + 1000
+        self._next_field = next_id + 100
         self.context_ids = {fid: str(10300 + i) for i, fid in enumerate(self.field_ids.values())}
+        self._next_context = 10300 + 100
 
     def _build_users(self, world: World) -> None:
         self.user_by_id: dict[str, _User] = {}
@@ -562,6 +603,26 @@ class JiraSandbox(SandboxApp):
                 continue
             for key in [project] if project else list(screens):
                 screens.get(key, set()).discard(fid)
+        # How each (classic) project reaches its screen: issue type screen scheme → screen
+        # scheme (default for every issue type) → one screen with one tab. The screen's field
+        # set is the very set above, so a field added through the API is editable at once.
+        self.screen_defs: dict[int, dict[str, Any]] = {}
+        self._screen_scheme_defs: dict[int, dict[str, Any]] = {}
+        self.itss: dict[int, dict[str, Any]] = {}
+        for index, key in enumerate(self.projects):
+            screen_id, tab_id, scheme_id, itss_id = 10000 + index, 10100 + index, 10200 + index, 10300 + index
+            self.screen_defs[screen_id] = {
+                "name": f"{key}: Default screen", "description": f"The default screen of project {key}",
+                "tab": tab_id, "tab_name": "Field Tab", "project": key,
+            }
+            self._screen_scheme_defs[scheme_id] = {
+                "id": scheme_id, "name": f"{key}: Screen Scheme", "description": "",
+                "screens": {"default": screen_id},
+            }
+            self.itss[itss_id] = {
+                "id": str(itss_id), "name": f"{key}: Issue Type Screen Scheme", "description": "",
+                "project": self.projects[key]["id"], "mappings": [("default", str(scheme_id))],
+            }
         return screens
 
     def _build_issues(self, world: World) -> None:
@@ -1088,6 +1149,206 @@ class JiraSandbox(SandboxApp):
         page = values[start : start + size]
         return self.json({"maxResults": size, "startAt": start, "total": len(values),
                           "isLast": start + size >= len(values), "values": page})
+
+    # --- field and screen administration ---------------------------------------------------------
+    def _admin_denied(self, request: Request) -> Response | None:
+        """403 unless the caller holds "Administer Jira" (the jira-administrators group)."""
+        me = self._me(request)
+        if self.not_admin or "jira-administrators" not in me.groups:
+            return self.json({"errorMessages": [_ADMIN_403], "errors": {}}, status=403)
+        return None
+
+    @staticmethod
+    def _page_bean(values: list[Any], request: Request, default_size: int = 50) -> dict[str, Any]:
+        start = _int(request.args.get("startAt"), 0)
+        size = max(1, min(_int(request.args.get("maxResults"), default_size), 100))
+        page = values[start : start + size]
+        return {"maxResults": size, "startAt": start, "total": len(values),
+                "isLast": start + size >= len(values), "values": page}
+
+    @staticmethod
+    def _ids(request: Request, name: str) -> list[str]:
+        """A repeated id parameter (``id=1&id=2``; a comma list is accepted too)."""
+        return [part.strip() for raw in request.args.getlist(name) for part in raw.split(",") if part.strip()]
+
+    def create_field(self, request: Request, ver: str) -> Response:
+        """``POST /field``: create a custom field (CustomFieldDefinitionJsonBean); 201 with it."""
+        self._api(ver)
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        body = self._body(request)
+        name = str(body.get("name") or "").strip()
+        ctype = str(body.get("type") or "")
+        searcher = body.get("searcherKey")
+        errors: dict[str, str] = {}
+        if not name:
+            errors["name"] = "The custom field name must be specified."
+        if ctype not in _CREATABLE:
+            errors["type"] = f"The custom field type '{ctype}' is not valid."
+        elif searcher is not None and searcher not in _CREATABLE[ctype][2]:
+            errors["searcherKey"] = f"The searcher key '{searcher}' is not valid for the custom field type."
+        if errors:
+            raise _BadRequest([], errors)
+        slot, stype, _ = _CREATABLE[ctype]
+        with self.lock:
+            self._next_field += 1
+            number = self._next_field
+            fid = f"customfield_{number}"
+            entry = {
+                "id": fid, "key": fid, "name": name, "untranslatedName": name, "custom": True,
+                "orderable": True, "navigable": True, "searchable": True,
+                "clauseNames": [f"cf[{number}]", name],
+                "schema": {"type": stype, "custom": ctype, "customId": number},
+            }
+            if body.get("description"):
+                entry["description"] = str(body["description"])
+            self.fields[fid] = entry
+            if slot not in self.field_ids:
+                self.field_ids[slot] = fid
+                self.field_by_key[fid] = slot
+            self.context_ids[fid] = str(self._next_context)  # the global default context
+            self._next_context += 1
+            self._version += 1
+            self._search_cache.clear()
+            self.count_write(f"field/{fid}")
+        return self.json(entry, status=201)
+
+    def create_options(self, request: Request, ver: str, field_id: str, ctx: str) -> Response:
+        """``POST /field/{id}/context/{ctx}/option`` (Cloud): add options to a select list."""
+        self._api(ver)
+        if not self.cloud or self.context_ids.get(field_id) != ctx:
+            raise NotFound("The custom field was not found.")
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        if self.field_by_key.get(field_id) != "moment":
+            return self.json({"errorMessages": ["The custom field doesn't support options."], "errors": {}}, status=400)
+        options = self._body(request).get("options")
+        if not isinstance(options, list) or not options:
+            raise _BadRequest(["At least one option must be specified."])
+        with self.lock:
+            taken = {o["value"].lower() for o in self.moment_options}
+            values: list[tuple[str, bool]] = []
+            for option in options:
+                value = str((option or {}).get("value") or "").strip() if isinstance(option, dict) else ""
+                if not value:
+                    raise _BadRequest(["The option value must be specified."])
+                if value.lower() in taken:
+                    raise _BadRequest([f"The option '{value}' already exists."])
+                taken.add(value.lower())
+                values.append((value, bool(option.get("disabled", False))))
+            created = []
+            for value, disabled in values:
+                self._next_option += 1
+                record = {"value": value, "id": str(self._next_option), "disabled": disabled}
+                self.moment_options.append(record)
+                created.append(dict(record))
+            self.count_write(f"field/{field_id}/options")
+        return self.json({"options": created})
+
+    def _screen(self, screen_id: int, tab_id: int | None = None) -> dict[str, Any]:
+        screen = self.screen_defs.get(screen_id)
+        if screen is None:
+            raise NotFound(f"The screen with id {screen_id} does not exist.")
+        if tab_id is not None and tab_id != screen["tab"]:
+            raise NotFound(f"The screen tab with id {tab_id} does not exist.")
+        return screen
+
+    def list_screens(self, request: Request, ver: str) -> Response:
+        """``GET /screens`` (Cloud; ``id`` filters): a PageBean of screens."""
+        self._api(ver)
+        if not self.cloud:
+            raise NotFound("No resource at /screens")
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        wanted = set(self._ids(request, "id"))
+        values = [{"id": sid, "name": s["name"], "description": s["description"]}
+                  for sid, s in self.screen_defs.items() if not wanted or str(sid) in wanted]
+        return self.json(self._page_bean(values, request, 100))
+
+    def screen_tabs(self, request: Request, ver: str, screen_id: int) -> Response:
+        self._api(ver)
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        screen = self._screen(screen_id)
+        return self.json([{"id": screen["tab"], "name": screen["tab_name"]}])
+
+    def tab_fields(self, request: Request, ver: str, screen_id: int, tab_id: int) -> Response:
+        self._api(ver)
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        screen = self._screen(screen_id, tab_id)
+        with self.lock:
+            fids = sorted(self._screens.get(screen["project"], set()))
+            return self.json([{"id": fid, "name": self.fields[fid]["name"]} for fid in fids if fid in self.fields])
+
+    def add_tab_field(self, request: Request, ver: str, screen_id: int, tab_id: int) -> Response:
+        """``POST /screens/{id}/tabs/{tab}/fields`` with ``{"fieldId"}``: 200 ``{"id", "name"}``."""
+        self._api(ver)
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        screen = self._screen(screen_id, tab_id)
+        fid = str(self._body(request).get("fieldId") or "")
+        with self.lock:
+            if fid not in self.fields:
+                raise _BadRequest([f"The field with id '{fid}' does not exist."])
+            on_screen = self._screens.setdefault(screen["project"], set())
+            if fid in on_screen:
+                raise _BadRequest([f"The field with id '{fid}' already exists on the screen."])
+            on_screen.add(fid)
+            self.count_write(f"screen/{screen_id}")
+        return self.json({"id": fid, "name": self.fields[fid]["name"]})
+
+    def itss_projects(self, request: Request, ver: str) -> Response:
+        """``GET /issuetypescreenscheme/project?projectId=`` (Cloud)."""
+        self._api(ver)
+        if not self.cloud:
+            raise NotFound("No resource at /issuetypescreenscheme/project")
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        wanted = set(self._ids(request, "projectId"))
+        if not wanted:
+            raise _BadRequest(["The projectId parameter must be specified."])
+        values = [
+            {"issueTypeScreenScheme": {"id": s["id"], "name": s["name"], "description": s["description"]},
+             "projectIds": [s["project"]]}
+            for s in self.itss.values() if s["project"] in wanted
+        ]
+        return self.json(self._page_bean(values, request))
+
+    def itss_mappings(self, request: Request, ver: str) -> Response:
+        """``GET /issuetypescreenscheme/mapping?issueTypeScreenSchemeId=`` (Cloud)."""
+        self._api(ver)
+        if not self.cloud:
+            raise NotFound("No resource at /issuetypescreenscheme/mapping")
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        wanted = set(self._ids(request, "issueTypeScreenSchemeId"))
+        values = [
+            {"issueTypeScreenSchemeId": s["id"], "issueTypeId": issue_type, "screenSchemeId": scheme}
+            for s in self.itss.values() if not wanted or s["id"] in wanted
+            for issue_type, scheme in s["mappings"]
+        ]
+        return self.json(self._page_bean(values, request))
+
+    def screen_schemes(self, request: Request, ver: str) -> Response:
+        """``GET /screenscheme?id=`` (Cloud): screen schemes with their screens by operation."""
+        self._api(ver)
+        if not self.cloud:
+            raise NotFound("No resource at /screenscheme")
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        wanted = set(self._ids(request, "id"))
+        values = [dict(s) for sid, s in self._screen_scheme_defs.items() if not wanted or str(sid) in wanted]
+        return self.json(self._page_bean(values, request, 25))
 
     def _project_json(self, key: str, v: str) -> dict[str, Any]:
         project = self.projects[key]

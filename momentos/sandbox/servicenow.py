@@ -19,6 +19,12 @@ What it reproduces, and where the behaviour comes from (ServiceNow's own API ref
   ServiceNow.Api issue 16); 400 ``Invalid table <name>`` with ``detail: null`` (observed bodies
   quoted in several public ServiceNow clients); 403 ``Operation Failed`` / ``ACL Exception
   Update Failed due to security constraints`` (Azure ITSM connector troubleshooting docs).
+* Dictionary administration (what ``momentos fields setup`` uses): a ``POST`` of a
+  ``sys_dictionary`` record with ``name``/``element``/``internal_type`` creates that column on
+  the table (and, on ``task``, on every table extending it), and a ``sys_choice`` record adds a
+  choice; both need the admin role, else 403 ``Operation Failed`` / ``ACL Exception Insert
+  Failed due to security constraints``. The integration user is admin unless ``not_admin``;
+  the human user (an IT agent with itil) never is.
 * The Batch API runs GETs too (its documented cURL example batches two GETs), answering each
   with its status, Base64 body and headers (``X-Total-Count`` included) unless
   ``exclude_response_headers``; requests past ``batch_limit`` are left unserviced.
@@ -330,6 +336,7 @@ _OTHER_TABLES: dict[str, dict[str, FieldDef]] = {
         "internal_type": _f(label="Type"),
         "reference": _f(label="Reference"),
         "max_length": _f("integer", label="Max length"),
+        "choice": _f("integer", label="Choice"),
         "read_only": _f("boolean", label="Read only"),
         "mandatory": _f("boolean", label="Mandatory"),
         "active": _f("boolean", label="Active"),
@@ -373,6 +380,8 @@ INDEXED: dict[str, tuple[str, ...]] = {
 }
 
 _TRUE = frozenset({"true", "1", "yes"})
+#: Tables whose records only the admin role may create (the dictionary and its choices).
+ADMIN_TABLES = frozenset({"sys_dictionary", "sys_choice"})
 
 
 # --- storage ------------------------------------------------------------------------------------
@@ -620,6 +629,7 @@ class ServiceNowSandbox(SandboxApp):
         rate_limit_per_hour: int = 0,
         rate_limit_window_s: float = 3600.0,
         oauth_token_ttl_s: float = 1800.0,
+        not_admin: bool = False,
         **other_options: Any,
     ) -> None:
         """``start_sandbox`` passes the same options to both platforms, so options meant for the
@@ -639,6 +649,10 @@ class ServiceNowSandbox(SandboxApp):
         ``rate_limit_window_s`` shortens it for tests), every answer carries ``X-RateLimit-*``
         headers and requests over the limit get 429 with ``Retry-After``. ``oauth_token_ttl_s``
         is the life of access tokens from ``/oauth_token.do``.
+
+        ``not_admin`` takes the admin role from the integration user: creating dictionary
+        entries and choices (``sys_dictionary``, ``sys_choice``) then answers 403, as it always
+        does for the human user.
         """
         super().__init__(users, seed=seed)
         self.world = world
@@ -650,6 +664,7 @@ class ServiceNowSandbox(SandboxApp):
         self.forbidden_tables = frozenset(forbidden_tables)
         self.missing_tables = frozenset(missing_tables) - {"task", *KIND_TABLE.values()}
         self.batch_denied = bool(batch_denied)
+        self.admins = frozenset() if not_admin else frozenset({INTEGRATION_USER})
         self.rate_limit_per_hour = int(rate_limit_per_hour)
         self.rate_limit_window_s = float(rate_limit_window_s)
         self._rate_counts: dict[str, tuple[float, int]] = {}  # user → (window start, count)
@@ -1763,6 +1778,11 @@ class ServiceNowSandbox(SandboxApp):
             )
         user = request.environ.get("sandbox.user", "")
         now = _ts(dt.datetime.now(dt.UTC))
+        if table in ADMIN_TABLES and user not in self.admins:
+            self.count_write(f"{table}/(refused)")
+            return self.error(
+                403, "Operation Failed", "ACL Exception Insert Failed due to security constraints"
+            )
         with self.lock:
             row = {
                 k: _as_text(v)
@@ -1789,6 +1809,8 @@ class ServiceNowSandbox(SandboxApp):
             tbl.insert(row)
             if table in TASK_TABLES:
                 self.tables["task"].insert(row)
+            if table == "sys_dictionary":
+                self._add_column(row)
             self.count_write(f"{table}/{row['sys_id']}")
             journal = {
                 k: _as_text(v)
@@ -1798,6 +1820,23 @@ class ServiceNowSandbox(SandboxApp):
             if journal:
                 self._apply(tbl, row, journal, user)
             return self.json({"result": self._renderer(tbl, request.args)(row)}, status=201)
+
+    def _add_column(self, row: dict[str, str]) -> None:
+        """A new dictionary entry makes its column real: on its table and, for ``task``, on every
+        table that extends it (the caller holds the lock). Schemas are replaced, not mutated,
+        because tables built without ``missing_fields`` share the module's schema dicts."""
+        element, owner = row.get("element", ""), row.get("name", "")
+        if not element or owner not in self.tables:
+            return
+        fdef = FieldDef(row.get("internal_type") or "string", row.get("reference", ""),
+                        row.get("column_label", ""))
+        targets = [owner, *TASK_TABLES] if owner == "task" else [owner]
+        for name in targets:
+            table = self.tables.get(name)
+            if table is not None and element not in table.schema:
+                table.schema = {**table.schema, element: fdef}
+                table.version += 1
+        self._query_cache.clear()
 
     def table_delete(self, request: Request, table: str, sys_id: str) -> Response:
         return self.error(
