@@ -107,6 +107,11 @@ def sandbox(
     missing_fields: Annotated[
         bool, typer.Option("--missing-fields", help="Start without the three writeback fields.")
     ] = False,
+    data_file: Annotated[
+        Optional[Path],
+        typer.Option(help="Keep every change in this file and resume from it on the next start "
+                     "(its seed, items, flavour and passwords win over the options)."),
+    ] = None,
 ) -> None:
     """Serve simulated ServiceNow and Jira until SIGINT/SIGTERM; prints one JSON ready line."""
     from momentos.demo import sandbox_config, write_config
@@ -118,10 +123,13 @@ def sandbox(
         _fail("the sandbox serves loopback addresses only", 2)
     _setup_logging("WARNING")
     options = {"missing_fields": True} if missing_fields else None
-    box = start_sandbox(
-        items=items, seed=seed, host=host, servicenow_port=servicenow_port, jira_port=jira_port,
-        jira_flavor=jira_flavor, tls=tls, options=options,
-    )
+    try:
+        box = start_sandbox(
+            items=items, seed=seed, host=host, servicenow_port=servicenow_port, jira_port=jira_port,
+            jira_flavor=jira_flavor, tls=tls, options=options, data_file=data_file,
+        )
+    except ValueError as exc:  # an unreadable --data-file
+        _fail(f"momentos sandbox: {exc}", 2)
     if config_out:
         write_config(
             sandbox_config(box, state_url="sqlite:///momentos-state.db", report_out="momentos-report"),
@@ -329,6 +337,7 @@ def status(
             "items": state.count_items(),
             "pending_writes": state.pending_summary(),
             "quarantined": state.quarantined(),
+            "moment_model": _model_status(state),
         }
     finally:
         state.close()
@@ -345,6 +354,28 @@ def status(
         out.print(f"job {job['name']} ({job['type']}, {job['cron']}): next run {job['next_run']}", highlight=False)
     out.print(f"items processed: {payload['items']}", highlight=False)
     out.print(f"pending writes: {len(payload['pending_writes'])}; quarantined: {len(payload['quarantined'])}")
+    model = payload["moment_model"]
+    if model["trained_at"]:
+        out.print(f"moment model: this instance's, trained {model['trained_at']} on {model['labels']} labels "
+                  f"(hold-out macro-F1 {model['holdout_macro_f1']}); labels now {model['labels_now']}",
+                  highlight=False)
+    else:
+        out.print(f"moment model: the shipped one (labels collected {model['labels_now']}; a `retrain` "
+                  "job trains this instance's)", highlight=False)
+
+
+def _model_status(state: Any) -> dict[str, Any]:
+    """The learned moment model in use: when it was trained and on how many labels."""
+    from momentos.enrichment import learn
+
+    stored = state.load_model(learn.MODEL_NAME)
+    meta = stored[2] if stored else {}
+    return {
+        "trained_at": stored[1].isoformat() if stored else None,
+        "labels": meta.get("labels"),
+        "holdout_macro_f1": meta.get("holdout_macro_f1"),
+        "labels_now": state.count_labels(),
+    }
 
 
 @config_app.command("schema")
@@ -360,6 +391,175 @@ def config_validate(config: ConfigOpt) -> None:
     """Validate the config file offline; lists every problem at once."""
     _load(config)
     out.print(f"{config}: valid", highlight=False)
+
+
+# --- fields setup (issue 8) ---------------------------------------------------------------------
+fields_app = typer.Typer(no_args_is_help=True, help="Writeback field helpers.")
+app.add_typer(fields_app, name="fields")
+
+
+@fields_app.command("setup")
+def fields_setup(
+    config: ConfigOpt,
+    apply: Annotated[bool, typer.Option("--apply", help="Create what the plan lists.")] = False,
+) -> None:
+    """Create the three writeback fields where they are missing (prints the plan; --apply runs it)."""
+    from momentos.fields import apply_plan, plan_source
+    from momentos.sync import make_connector
+
+    cfg = _load(config, secrets=True)
+    failures = pending = 0
+    for settings in cfg.sources:
+        try:
+            connector = make_connector(settings)
+        except ConfigError as exc:
+            for p in exc.problems:
+                err.print(f"  - {p}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        try:
+            plan = plan_source(connector)
+            pending += len(plan.automatic)
+            if not plan.steps:
+                out.print(f"[green]✓[/] {plan.source}: nothing to do", highlight=False)
+            else:
+                table = Table(title=f"{plan.source} ({plan.platform}): "
+                              f"{'applying' if apply else 'plan'}, {len(plan.steps)} step(s)")
+                for col in ("platform", "action", "target", "detail"):
+                    table.add_column(col, overflow="fold")
+                for step in plan.steps:
+                    detail = "by hand, see below" if step.manual else step.detail
+                    table.add_row(plan.platform, step.action, step.target, detail)
+                out.print(table)
+                for step in plan.manual:  # unwrapped, to follow word for word
+                    out.print(f"  by hand: {step.detail}", markup=False, highlight=False, soft_wrap=True)
+            for note in plan.notes:
+                out.print(f"  note: {note}", markup=False, highlight=False)
+            if apply and plan.automatic:
+                done = apply_plan(plan, lambda s: out.print(
+                    f"  [green]✓[/] {s.action} {s.target} {s.detail}", highlight=False))
+                out.print(f"{plan.source}: {done} change(s) made", highlight=False)
+            if plan.manual:
+                out.print(f"{plan.source}: {len(plan.manual)} manual step(s) remain; "
+                          "run momentos check after doing them", highlight=False)
+        except ConfigError as exc:
+            for p in exc.problems:
+                err.print(f"  - {p}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except MomentosError as exc:
+            err.print(f"{settings.name}: {exc}", markup=False, highlight=False)
+            failures += 1
+        finally:
+            connector.close()
+    if not apply and pending:
+        out.print("nothing was changed; run again with --apply to make these changes", highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+# --- explain one item --------------------------------------------------------------------------
+@app.command()
+def explain(
+    config: ConfigOpt,
+    key: Annotated[str, typer.Argument(help="The item's key: INC0012345, OPS-77.")],
+    lang: Annotated[
+        Optional[str], typer.Option("--lang", help="en or es (default: the report's language).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object only.")] = False,
+) -> None:
+    """Why an item has its moment and score, its signals' points, the requester texts behind
+    its sentiment, human overrides and what momentos last wrote. Reads only; writes nothing."""
+    from momentos.explain import LANGUAGES, ItemNotFound, explain_item, render
+
+    if lang is not None and lang not in LANGUAGES:
+        _fail(f"--lang must be one of {', '.join(LANGUAGES)}", 2)
+    cfg = _load(config, secrets=True)
+    try:
+        explanation = explain_item(cfg, key, lang=lang)
+    except ConfigError as exc:
+        for p in exc.problems:
+            err.print(f"  - {p}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except ItemNotFound as exc:
+        _fail(str(exc), 1)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(explanation, ensure_ascii=False, default=str) + "\n")
+    else:
+        render(explanation, out)
+
+
+# --- init and mapping preview (issue 8) ---------------------------------------------------------
+@app.command("init")
+def init_config(
+    servicenow: Annotated[Optional[str], typer.Option("--servicenow", help="ServiceNow instance URL.")] = None,
+    jira: Annotated[Optional[str], typer.Option("--jira", help="Jira site URL (Cloud or Data Center).")] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="Config file to write.")] = Path("config/momentos.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    servicenow_user: Annotated[Optional[str], typer.Option(
+        help="ServiceNow integration user; default: $MOMENTOS_SN_USER (named in the file).")] = None,
+    jira_user: Annotated[Optional[str], typer.Option(
+        help="Jira user (Cloud: e-mail); default: $MOMENTOS_JIRA_USER; none: the token is a PAT.")] = None,
+    servicenow_password_env: Annotated[str, typer.Option(
+        help="Env var holding the ServiceNow password.")] = "MOMENTOS_SN_PASSWORD",
+    jira_token_env: Annotated[str, typer.Option(
+        help="Env var holding the Jira API token, password or PAT.")] = "MOMENTOS_JIRA_TOKEN",
+    ca_bundle: Annotated[Optional[str], typer.Option(help="PEM file of a private CA.")] = None,
+) -> None:
+    """Discover the platforms (read-only) and write a commented starter config."""
+    from momentos.init import InitError, InitOptions, run_init
+
+    _setup_logging("WARNING")
+    options = InitOptions(
+        servicenow=servicenow, jira=jira, out=out_file, force=force,
+        servicenow_user=servicenow_user, jira_user=jira_user,
+        servicenow_password_env=servicenow_password_env, jira_token_env=jira_token_env,
+        ca_bundle=ca_bundle,
+    )
+    if not servicenow and not jira:
+        _fail("name at least one platform: --servicenow URL and/or --jira URL", 2)
+    for url in (servicenow, jira):
+        if url and not url.startswith(("http://", "https://")):
+            _fail(f"{url}: use an http:// or https:// URL", 2)
+    try:
+        result = run_init(options)
+    except InitError as exc:
+        _fail(str(exc), exc.code)
+        return
+    for warning in result.warnings:
+        err.print(f"warning: {warning}; defaults written, see the comments in the file",
+                  markup=False, highlight=False)
+    if result.servicenow is not None and result.servicenow.readable:
+        typer.echo(f"servicenow: {len(result.servicenow.readable)} readable tables")
+    if result.jira is not None and result.jira.projects:
+        typer.echo(f"jira: {len(result.jira.projects)} projects ({result.jira.flavor})")
+    typer.echo(f"wrote {result.path}; next: momentos check --config {result.path}")
+
+
+mapping_app = typer.Typer(no_args_is_help=True, help="Moment mapping helpers.")
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("preview")
+def mapping_preview(
+    config: ConfigOpt,
+    against: Annotated[Optional[Path], typer.Option(
+        help="Compare with this config; default: the moments the last sync stored.")] = None,
+    items: Annotated[int, typer.Option("--items", min=1, help="The last N items.")] = 1000,
+    out_file: Annotated[Optional[Path], typer.Option(
+        "--out", help="CSV of the changed items; default <report.out>/mapping-preview.csv.")] = None,
+) -> None:
+    """What a new mapping would change over the last N items. Writes nothing to any platform
+    or to the state store (the items are pulled again, read-only)."""
+    from momentos.preview import run_preview, summary_lines, write_csv
+
+    cfg = _load(config, secrets=True)
+    current = _load(against) if against else None
+    result = run_preview(cfg, current, items=items)
+    write_csv(result, out_file or cfg.report_dir / "mapping-preview.csv")
+    for line in summary_lines(result):
+        typer.echo(line)
+    if result.errors:
+        raise typer.Exit(1)
 
 
 # --- output helpers ------------------------------------------------------------------------------
