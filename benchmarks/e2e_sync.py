@@ -7,6 +7,9 @@ same process, so the figure is an upper bound for momentos alone).
 
     .venv/bin/python benchmarks/e2e_sync.py --items 2000
     .venv/bin/python benchmarks/e2e_sync.py --items 100000 --change-share 0.01
+
+At scale (sandbox and momentos in separate processes, CPU time, the sandbox's own request
+counts, the 1.1x check) use ``benchmarks/e2e/run.py``; figures in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations

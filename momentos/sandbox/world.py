@@ -10,13 +10,14 @@ experience was bad). It is never served over HTTP; tests and quality benchmarks 
 
 from __future__ import annotations
 
+import bisect
 import gc
 import itertools
 import math
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from random import Random
 
 INTEGRATION_USER = "momentos.integration"
@@ -138,6 +139,9 @@ class World:
 
 _UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+# ``datetime.fromtimestamp(t, UTC)`` equals ``_EPOCH + timedelta(seconds=t)`` for whole seconds
+# and is about four times faster; the world creates some 15 datetimes per item.
+_at = datetime.fromtimestamp
 _DAY = 86_400
 _HORIZON_DAYS = 180
 
@@ -222,6 +226,7 @@ _SLA_TARGET_H = (8, 24, 72, 120, 240)  # resolution target by priority index (P1
 _REQUEST_TARGET_H = (24, 48, 120, 120, 240)
 _SN_PRIORITY_LABEL = ("1 - Critical", "2 - High", "3 - Moderate", "4 - Low", "5 - Planning")
 _JIRA_PRIORITY = ("Highest", "High", "Medium", "Low", "Lowest")
+_SN_PRIORITY = ("1", "2", "3", "4", "5")  # one string object each, shared by every item
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +290,13 @@ _JIRA_FORCED = {
     "SD": ("Incident", "Incident", "Change"),
     "APP": ("Bug", "Story", "Task"),
     "PMO": ("Idea", "Epic", "Task"),
+}
+
+
+#: One ``truth`` dict per (moment, bad experience), shared by every item with those values:
+#: 184 bytes an item less (about 180 MB at a million items). Readers treat it as read-only.
+_TRUTH: dict[tuple[str, bool], dict[str, object]] = {
+    (m, b): {"moment": m, "bad_experience": b} for m in (_OP, _EVO, _INNO) for b in (False, True)
 }
 
 
@@ -1117,12 +1129,9 @@ class _Ctx(dict):
 
 
 def _bisect_pick(r: float, cum: list[int]) -> int:
-    """Index for a uniform ``r`` in [0, 1) against cumulative integer weights."""
-    x = r * cum[-1]
-    for i, c in enumerate(cum):
-        if x < c:
-            return i
-    return len(cum) - 1
+    """Index for a uniform ``r`` in [0, 1) against cumulative integer weights: the first
+    ``i`` with ``r * total < cum[i]`` (C bisect), the last index if rounding reaches the end."""
+    return min(bisect.bisect_right(cum, r * cum[-1]), len(cum) - 1)
 
 
 def _wpick(r: float, pairs: tuple[tuple[str, float], ...]) -> str:
@@ -1733,10 +1742,10 @@ class _Generator:
             number="", title=title, description=description, language=lang,
             requester_id=requester.id, company_id=company.org.id, department_id=department.id,
             group_id="", assignee_id="", service=service[0], category=category,
-            state="", priority="", created=_EPOCH + timedelta(seconds=created),
+            state="", priority="", created=_at(created, _UTC),
             updated=_EPOCH, updated_by_id="",
             participants=[u.id for u in participants],
-            truth={"moment": moment, "bad_experience": bad},
+            truth=_TRUTH[moment, bad],
         )
         self.replay(item, beats, times, flow, requester, participants, p_idx, ctx, now_ts)
 
@@ -1745,7 +1754,7 @@ class _Generator:
             resolved_ts = int(item.resolved.timestamp()) if item.resolved else now_ts
             item.sla_breached = resolved_ts > planned
             # A deadline still in the future is left out: every world timestamp is <= now.
-            item.sla_planned_end = _EPOCH + timedelta(seconds=planned) if planned <= now_ts \
+            item.sla_planned_end = _at(planned, _UTC) if planned <= now_ts \
                 else None
         if moment == _OP and item.resolved is not None and r() < 0.15:
             cum = [35, 70, 90, 97, 100] if bad else [2, 5, 15, 50, 100]
@@ -1780,7 +1789,7 @@ class _Generator:
         for t, beat in zip(times, beats):
             if t > now_ts:
                 break  # the rest of the story has not happened yet: the item is still open
-            at = _EPOCH + timedelta(seconds=t)
+            at = _at(t, _UTC)
             code = beat[0]
             if code == "C":
                 role = beat[1]
@@ -1846,13 +1855,13 @@ class _Generator:
             last_actor = actor
 
         item.state = _SN_STATE_CODES[item.container][state] if sn else state
-        item.priority = str(p_idx + 1) if sn else _JIRA_PRIORITY[p_idx]
+        item.priority = _SN_PRIORITY[p_idx] if sn else _JIRA_PRIORITY[p_idx]
         item.group_id = self.groups[group].id
         item.assignee_id = assignee.id if assignee else ""
-        item.resolved = _EPOCH + timedelta(seconds=resolved_ts) if resolved_ts else None
+        item.resolved = _at(resolved_ts, _UTC) if resolved_ts else None
         item.reassignment_count = reassignments
         item.reopen_count = reopens
-        item.updated = _EPOCH + timedelta(seconds=last_ts)
+        item.updated = _at(last_ts, _UTC)
         # The last person who touched the item updated it; requesters' own comments count
         # half of the time (portal updates), otherwise the agent's follow-up does.
         updater = last_actor

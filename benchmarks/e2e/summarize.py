@@ -1,0 +1,174 @@
+"""Tables, growth analysis and the 1.1x check from ``run.py``'s results.
+
+    python benchmarks/e2e/summarize.py /tmp/e2e-*.json [--log /tmp/e2e-1m.log ...]
+
+JSON files hold finished worlds. ``--log`` adds the phases of a world that did not finish (a
+run stopped at a deadline) from ``run.py``'s log lines; such rows are marked "(log)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+_PHASE = re.compile(
+    r"\] (?P<phase>\w+)\s+items=\s*(?P<items>\d+) exit=(?P<exit>-?\d+) wall=\s*(?P<wall_s>[\d.]+)s "
+    r"cpu=\s*(?P<cpu_s>[\d.]+)s sandbox_cpu=\s*(?P<sandbox_cpu_s>[\d.]+)s items/s=(?P<items_per_s>[\d.]+|None) "
+    r"reads=(?P<reads>\d+) writes=(?P<writes>\d+) server=(?P<server_requests>\d+) "
+    r"rss=(?P<peak_rss_mb>[\d.]+)MB sandbox_rss=(?P<sandbox_rss_mb>[\d.]+)MB "
+    r"\(peak (?P<sandbox_peak_rss_mb>[\d.]+)\) load=(?P<load>\{.*\})"
+)
+_WORLD = re.compile(r"world (?P<items>\d+) items, seed (?P<seed>\d+), change shares "
+                    r"(?P<shares>\[.*?\]), seeded=(?P<seeded>\w+)")
+_READY = re.compile(r"sandbox ready in (?P<wall>[\d.]+)s \(cpu (?P<cpu>[\d.]+)s, rss (?P<rss>\d+)MB\)")
+
+
+def from_log(path: Path) -> list[dict[str, Any]]:
+    """Worlds as far as the log shows them."""
+    worlds: list[dict[str, Any]] = []
+    for line in path.read_text().splitlines():
+        if m := _WORLD.search(line):
+            seeded = m["seeded"] == "True"
+            worlds.append({"items": int(m["items"]), "seed": int(m["seed"]),
+                           "shares": ast.literal_eval(m["shares"]), "phases": [], "from_log": True,
+                           "protocol": "seeded (first sync without writeback)" if seeded else "full"})
+        elif (m := _READY.search(line)) and worlds:
+            worlds[-1]["sandbox_startup"] = {"wall_s": float(m["wall"]), "cpu_s": float(m["cpu"]),
+                                             "rss_mb": float(m["rss"])}
+        elif (m := _PHASE.search(line)) and worlds:
+            row: dict[str, Any] = {k: v for k, v in m.groupdict().items()}
+            for k in ("items", "exit", "reads", "writes", "server_requests"):
+                row[k] = int(row[k])
+            for k in ("wall_s", "cpu_s", "sandbox_cpu_s", "peak_rss_mb", "sandbox_rss_mb",
+                      "sandbox_peak_rss_mb"):
+                row[k] = float(row[k])
+            row["items_per_s"] = None if row["items_per_s"] == "None" else float(row["items_per_s"])
+            row["load"] = ast.literal_eval(row["load"])
+            row["requests"] = row["reads"] + row["writes"]
+            worlds[-1]["phases"].append(row)
+    return worlds
+
+
+def load(paths: list[Path], logs: list[Path]) -> list[dict[str, Any]]:
+    worlds: list[dict[str, Any]] = []
+    for p in paths:
+        worlds.extend(json.loads(p.read_text())["runs"])
+    done = {(w["items"], w["protocol"], tuple(w["shares"])) for w in worlds}
+    for p in logs:
+        for w in from_log(p):
+            if (w["items"], w["protocol"], tuple(w["shares"])) not in done:
+                worlds.append(w)
+    return worlds
+
+
+def fmt(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def phase_table(worlds: list[dict[str, Any]]) -> str:
+    head = ("| world | protocol | phase | items | wall s | momentos CPU s | sandbox CPU s | items/s "
+            "| reads | writes | reads/item | writes/item | sandbox saw | momentos peak RSS MB "
+            "| sandbox RSS MB | load (1-min, mean) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for w in worlds:
+        proto = "seeded" if w["protocol"].startswith("seeded") else "full"
+        st = w.get("sandbox_startup")
+        if st:
+            lines.append(f"| {w['items']:,} | {proto} | sandbox start | {w['items']:,} | {fmt(st['wall_s'])} "
+                         f"| — | {fmt(st['cpu_s'])} | — | — | — | — | — | — | — | {fmt(st.get('rss_mb'), 0)} "
+                         f"| {fmt((st.get('load') or {}).get('mean'), 1)} |")
+        for p in w["phases"]:
+            n = max(p["items"], 1)
+            name = p["phase"] + (" (log)" if w.get("from_log") else "")
+            lines.append(
+                f"| {w['items']:,} | {proto} | {name} | {p['items']:,} | {fmt(p['wall_s'])} | {fmt(p['cpu_s'])} "
+                f"| {fmt(p['sandbox_cpu_s'])} | {fmt(p['items_per_s'])} | {p['reads']:,} | {p['writes']:,} "
+                f"| {p['reads'] / n:.3f} | {p['writes'] / n:.3f} | {p['server_requests']:,} "
+                f"| {fmt(p['peak_rss_mb'], 0)} | {fmt(p['sandbox_rss_mb'], 0)} | {fmt(p['load'].get('mean'), 1)} |"
+            )
+    return "\n".join(lines)
+
+
+def incrementals(worlds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for w in worlds:
+        for p in w["phases"]:
+            if p["phase"].startswith("incremental"):
+                out.append({"world": w["items"], "protocol": w["protocol"], **p})
+    return out
+
+
+def growth_table(worlds: list[dict[str, Any]]) -> str:
+    head = ("| world | protocol | phase | changed | share | requests | per changed item | reads | writes "
+            "| momentos CPU s | CPU ms per changed item | sandbox CPU s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for p in incrementals(worlds):
+        n = max(p["items"], 1)
+        proto = "seeded" if p["protocol"].startswith("seeded") else "full"
+        lines.append(
+            f"| {p['world']:,} | {proto} | {p['phase']} | {p['items']:,} | {p['items'] / p['world']:.0%} "
+            f"| {p['requests']:,} | {p['requests'] / n:.3f} | {p['reads']:,} | {p['writes']:,} "
+            f"| {fmt(p['cpu_s'])} | {1000 * p['cpu_s'] / n:.1f} | {fmt(p['sandbox_cpu_s'])} |"
+        )
+    return "\n".join(lines)
+
+
+def check(worlds: list[dict[str, Any]], big: int, changed: int, protocol: str) -> str:
+    """requests(incremental of ``big`` with ``changed`` items changed) / requests(incremental of a
+    world of exactly ``changed`` items, all changed); same protocol on both sides."""
+    def find(world: int, n: int) -> list[dict[str, Any]]:
+        return [p for p in incrementals(worlds)
+                if p["world"] == world and p["items"] == n and p["protocol"].startswith(protocol)]
+
+    nums, dens = find(big, changed), find(changed, changed)
+    label = f"{big:,} items with {changed:,} changed vs a world of just the {changed:,} changed items ({protocol})"
+    if not nums or not dens:
+        return f"- {label}: not measured ({'numerator' if not nums else 'reference'} missing)"
+    return "\n".join(one(num, den, label) for num in nums for den in dens)
+
+
+def one(num: dict[str, Any], den: dict[str, Any], label: str) -> str:
+    ratio = num["requests"] / den["requests"]
+    verdict = "PASS" if ratio <= 1.1 else "FAIL"
+
+    def written(p: dict[str, Any]) -> str:
+        sources = (p.get("summary") or {}).get("sources") or {}
+        return f"{sum(s.get('written', 0) for s in sources.values()):,}" if sources else "?"
+
+    return (f"- {label}: {num['requests']:,} / {den['requests']:,} requests = **{ratio:.2f}x** → "
+            f"**{verdict}** (limit 1.1x; {num['phase']} vs {den['phase']}). Reads {num['reads']:,} / "
+            f"{den['reads']:,} = {num['reads'] / den['reads']:.2f}x; writes {num['writes']:,} / "
+            f"{den['writes']:,} = {num['writes'] / den['writes']:.2f}x, for {written(num)} / "
+            f"{written(den)} items whose fields changed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="*", type=Path)
+    parser.add_argument("--log", action="append", default=[], type=Path)
+    args = parser.parse_args()
+    worlds = load(args.results, args.log)
+    worlds.sort(key=lambda w: (w["protocol"], w["items"]))
+    print("## Phases\n")
+    print(phase_table(worlds))
+    print("\n## Incremental syncs: cost against changed items and world size\n")
+    print(growth_table(worlds))
+    print("\n## Done-when: at most 1.1x the requests of a sync of just the changed items\n")
+    for protocol in ("full", "seeded"):
+        print(check(worlds, 1_000_000, 10_000, protocol))
+        print(check(worlds, 100_000, 10_000, protocol))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
