@@ -90,29 +90,41 @@ def run_demo(items: int, seed: int, out: Path) -> dict[str, Any]:
         try:
             result = SyncEngine(config, state).run()
             files = build_report_from_state(config, state, now=datetime.now(timezone.utc))
-            headlines = _headlines(state)
+            headlines = _headlines(state, files)
         finally:
             state.close()
     return {"sync": result, "report": files, "config": config_path, "headlines": headlines}
 
 
-def _headlines(state: Any) -> list[str]:
-    """A few lines on what the business is living, for the terminal."""
+def _headlines(state: Any, files: Any) -> list[str]:
+    """A few lines on what the business is living, for the terminal: the moments of every item
+    synced, then the report's own figures for its period and its first cells to act on (the
+    same ranking as the report's "where attention is needed first")."""
+    import json
+
     from momentos.reporting import state_frame
 
     frame = state_frame(state)
     if frame.empty:
         return ["no items were processed"]
-    at_risk = frame["experience_level"].isin(["at_risk", "poor"])
     lines = [
-        "moments: "
+        f"moments of the {len(frame)} items: "
         + ", ".join(f"{m} {int((frame['moment'] == m).sum())}" for m in ("operation", "evolution", "innovation"))
-        + f"; mean experience {frame['experience_score'].mean():.1f}; at risk {int(at_risk.sum())}"
-        f" ({at_risk.mean():.0%})"
     ]
-    cells = (
-        frame[at_risk].groupby(["customer", "moment"]).size().sort_values(ascending=False).head(3)
+    head = files.summary
+    if head.get("items"):
+        lines.append(
+            f"last {head['period_days']:.0f} days (the report): {head['items']} items, mean experience "
+            f"{head['mean_score']:.1f}, at risk {head['at_risk']} ({head['at_risk_share']:.0%})"
+        )
+    cells = json.loads(Path(files.json).read_text(encoding="utf-8"))["tables"]["customer_moment"]
+    worst = sorted(
+        (c for c in cells if (c.get("at_risk") or 0) > 0),
+        key=lambda c: (-c["at_risk"], c.get("mean_score") or 0.0, str(c.get("customer") or "")),
     )
-    for (customer, moment), count in cells.items():
-        lines.append(f"attention: {customer or '(no customer)'} in {moment}: {count} items at risk")
+    for cell in worst[:3]:
+        lines.append(
+            f"attention: {cell.get('customer') or '(no customer)'} in {cell['moment']}: "
+            f"{cell['at_risk']} of {cell['items']} items at risk"
+        )
     return lines
