@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from momentos.enrichment.score import BASE_SCORE, score_contributions
 from momentos.enrichment.settings import SIGNALS, ExperienceSettings
 from momentos.enrichment.signals import chaser_regex, compute_signals
 from momentos.errors import MomentosError
-from momentos.models import MOMENTS, Item
+from momentos.models import Item
 from momentos.state import StateStore
 
 log = logging.getLogger("momentos.explain")
@@ -197,9 +197,7 @@ def stored_context(state: StateStore | None, settings: ExperienceSettings, now: 
         return None
     from momentos import sync
 
-    rows = state.recent_items(now - timedelta(days=settings.context_days), settings.context_items)
-    rows.reverse()  # oldest first, as sync keeps its history
-    return sync.context_frame(rows)
+    return sync.stored_history(state, settings, now)
 
 
 def _likely_first(sources: list[SourceSettings], key: str) -> list[SourceSettings]:
@@ -297,7 +295,9 @@ def explain_item(
         overrides = (state.overrides_for(name, [item_id]) if state is not None else {})
         written = state.written_for(name, item_id) if state is not None else []
         if item is not None:
-            recomputed = _recompute(config, item, lang, now, state, _person_moment(item, overrides))
+            from momentos.sync import person_moment
+
+            recomputed = _recompute(config, item, lang, now, state, person_moment(item, overrides))
         else:
             recomputed = None
         return _assemble(lang, name, item, stored, recomputed, overrides, written,
@@ -305,16 +305,6 @@ def explain_item(
     finally:
         if own_state and state is not None:
             state.close()
-
-
-def _person_moment(item: Item, overrides: dict[tuple[str, str], dict[str, Any]]) -> str | None:
-    """The moment a person set on the item (an override is recorded and the platform holds a
-    moment), which sync scores the item with; None otherwise."""
-    value = item.current.get("moment")
-    if isinstance(value, dict):
-        value = value.get("value")
-    value = str(value or "").strip()
-    return value if (item.id, "moment") in overrides and value in MOMENTS else None
 
 
 def _recompute(config: Config, item: Item, lang: str, now: datetime, state: StateStore | None,

@@ -214,6 +214,13 @@ def plan_changes(
     return plan
 
 
+def person_moment(item: Item, overrides: dict[tuple[str, str], dict[str, Any]]) -> str | None:
+    """The moment a person set on ``item``: a moment override is recorded for it (``overrides``
+    as ``StateStore.overrides_for`` returns them) and the platform holds a moment; else None."""
+    value = _norm("moment", item.current.get("moment"))
+    return value if (item.id, "moment") in overrides and value in MOMENTS else None
+
+
 def _changed_by_someone_else(item: Item, logical: str, integration_user: str) -> str | None:
     """Who last changed the field, when it was not the integration user; None when it was us.
 
@@ -298,6 +305,15 @@ def context_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             frame[name] = [v if type(v) is str else ("" if v is None else str(v))
                            for v in frame[name].tolist()]
     return frame
+
+
+def stored_history(state: StateStore, settings: Any, now: datetime) -> pd.DataFrame:
+    """The stored part of the history a sync compares items with (``ExperienceSettings``
+    ``context_days`` and ``context_items``), oldest first, so the newest are kept when the
+    history is trimmed. ``explain`` reads it too."""
+    rows = state.recent_items(now - timedelta(days=settings.context_days), settings.context_items)
+    rows.reverse()
+    return context_frame(rows)
 
 
 def _db_time(value: Any) -> datetime | None:
@@ -644,10 +660,10 @@ class SyncEngine:
         people: dict[str, str] = {}
         changed: list[dict[str, Any]] = []
         for item_id, item in by_id.items():
-            value = _norm("moment", item.current.get("moment"))
-            known = overrides.get((item_id, "moment"))
-            if known is not None and value in MOMENTS:
+            value = person_moment(item, overrides)
+            if value is not None:
                 people[item_id] = value
+                known = overrides[(item_id, "moment")]
                 if value != known.get("value"):
                     by = _changed_by_someone_else(item, "moment", integration_user)
                     changed.append({
@@ -692,8 +708,8 @@ class SyncEngine:
         for source, group in by_source.items():
             known = self.state.overrides_for(source, [i.id for i in group])
             for item in group:
-                value = _norm("moment", item.current.get("moment"))
-                if (item.id, "moment") in known and value in MOMENTS:
+                value = person_moment(item, known)
+                if value is not None:
                     found[item.id] = value
         return found
 
@@ -745,12 +761,7 @@ class SyncEngine:
         loaded once per run, plus what this run has processed so far (so the first sync of an
         instance compares its later pages with the earlier ones)."""
         if self._context is None:
-            settings = self.config.experience
-            rows = self.state.recent_items(
-                now - timedelta(days=settings.context_days), settings.context_items
-            )
-            rows.reverse()  # oldest first: the newest are kept when the history is trimmed
-            self._context = context_frame(rows)
+            self._context = stored_history(self.state, self.config.experience, now)
         return self._context
 
     def _remember(self, rows: list[dict[str, Any]], now: datetime) -> None:

@@ -208,32 +208,7 @@ def comment_list(cell: Any) -> list[tuple[str, str, Any]]:
     text; plain text and bare strings are the requester's, per the contract. A comment without
     a known role is ``other``: only what the requester surely wrote counts as their voice.
     """
-    cell = parse_json_cell(cell)
-    if isinstance(cell, str):
-        return [("requester", cell, None)] if cell.strip() else []
-    if isinstance(cell, dict):
-        cell = [cell]
-    if isinstance(cell, (list, tuple, np.ndarray)):
-        out = []
-        for entry in cell:
-            if isinstance(entry, dict):
-                out.append(
-                    (
-                        _role(entry.get("author_role")),
-                        as_text(entry.get("text")),
-                        entry.get("created"),
-                    )
-                )
-            elif isinstance(entry, str):
-                out.append(("requester", entry, None))
-            elif hasattr(entry, "text") and hasattr(entry, "author_role"):
-                out.append(
-                    (_role(entry.author_role), as_text(entry.text), getattr(entry, "created", None))
-                )
-        return out
-    if is_missing(cell):
-        return []
-    return [("requester", as_text(cell), None)]
+    return [entry[:3] for entry in _comment_entries(cell)]
 
 
 def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -331,8 +306,11 @@ def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _comment_entries(cell: Any) -> list[tuple[str, str, Any, str, bool, str]]:
-    """``comment_list`` plus the author, the internal flag and the channel (slow path)."""
+    """One ``comments`` cell as ``(author_role, text, created, author, internal, channel)``
+    tuples, read as ``comment_list`` describes (the slow path of ``comments_table``)."""
     cell = parse_json_cell(cell)
+    if isinstance(cell, str):
+        return [("requester", cell, None, "", False, "")] if cell.strip() else []
     if isinstance(cell, dict):
         cell = [cell]
     if isinstance(cell, (list, tuple, np.ndarray)):
@@ -363,7 +341,9 @@ def _comment_entries(cell: Any) -> list[tuple[str, str, Any, str, bool, str]]:
                     )
                 )
         return out
-    return [(role, body, when, "", False, "") for role, body, when in comment_list(cell)]
+    if is_missing(cell):
+        return []
+    return [("requester", as_text(cell), None, "", False, "")]
 
 
 def history_table(frame: pd.DataFrame) -> pd.DataFrame:

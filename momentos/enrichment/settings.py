@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Moment = Literal["operation", "evolution", "innovation"]
 RuleMoment = Literal["operation", "evolution", "innovation", "auto"]
@@ -447,6 +447,15 @@ class LostTimeSettings(BaseModel):
         return value
 
 
+#: Per-moment maps of ``experience:`` whose partial values are merged over these defaults.
+_MOMENT_TARGET_DEFAULTS: dict[str, dict[str, float]] = {
+    "age_target_days": DEFAULT_AGE_TARGET_DAYS,
+    "wait_target_hours": DEFAULT_WAIT_TARGET_HOURS,
+    "stall_days": DEFAULT_STALL_DAYS,
+    "response_target_hours": DEFAULT_RESPONSE_TARGET_HOURS,
+}
+
+
 class ExperienceSettings(BaseModel):
     """The ``experience:`` section: per-moment signal weights, levels, reason language, and the
     windows and targets the signals are measured against."""
@@ -506,33 +515,16 @@ class ExperienceSettings(BaseModel):
                 merged[moment] = weights  # unknown moment or bad shape: let validation say so
         return merged
 
-    @field_validator("age_target_days", mode="before")
+    @field_validator(
+        "age_target_days", "wait_target_hours", "stall_days", "response_target_hours",
+        mode="before",
+    )
     @classmethod
-    def _merge_targets(cls, value: Any) -> Any:
+    def _merge_moment_targets(cls, value: Any, info: ValidationInfo) -> Any:
+        # A partial map ({innovation: 90}) keeps the defaults of the other moments.
         if not isinstance(value, dict):
             return value
-        return {**DEFAULT_AGE_TARGET_DAYS, **value}
-
-    @field_validator("wait_target_hours", mode="before")
-    @classmethod
-    def _merge_wait(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {**DEFAULT_WAIT_TARGET_HOURS, **value}
-
-    @field_validator("stall_days", mode="before")
-    @classmethod
-    def _merge_stall(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {**DEFAULT_STALL_DAYS, **value}
-
-    @field_validator("response_target_hours", mode="before")
-    @classmethod
-    def _merge_response(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {**DEFAULT_RESPONSE_TARGET_HOURS, **value}
+        return {**_MOMENT_TARGET_DEFAULTS[info.field_name], **value}
 
     @field_validator("resolution_target_hours", mode="before")
     @classmethod

@@ -14,9 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets as pysecrets
-import signal
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +29,6 @@ from momentos.secrets import MASK, RedactingFilter, redact, register_secret
 
 runner = CliRunner()
 FAKE_TOKEN = "ATATT3xFfGF0-fake-" + pysecrets.token_hex(12)
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    """`momentos sync` installs a SIGTERM handler and a root log handler; put both back."""
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_momentos", False):
-            root.removeHandler(handler)
 
 
 def _variants(user: str, secret: str) -> list[str]:

@@ -17,8 +17,6 @@ check the session alone; these run the whole command.
 
 from __future__ import annotations
 
-import logging
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,17 +38,6 @@ def tls_box() -> Iterator[Any]:
     with start_sandbox(items=60, seed=8, tls=True) as box:
         assert box.servicenow_url.startswith("https://") and box.ca_cert
         yield box
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_momentos", False):
-            root.removeHandler(handler)
 
 
 def _config(box: Any, folder: Path, **tls: Any) -> Path:

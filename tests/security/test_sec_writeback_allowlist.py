@@ -13,8 +13,6 @@ for logical names only.
 
 from __future__ import annotations
 
-import logging
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,17 +33,6 @@ runner = CliRunner()
 def box() -> Iterator[Any]:
     with start_sandbox(items=60, seed=12) as sandbox:
         yield sandbox
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_momentos", False):
-            root.removeHandler(handler)
 
 
 def _config(box: Any, folder: Path, sn_fields: dict[str, str] | None,
