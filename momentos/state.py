@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -299,15 +300,9 @@ class StateStore:
                         delete(items).where(items.c.source == source, items.c.item_id.in_(chunk))
                     )
                 conn.execute(insert(items), [{**r, "source": source, "processed_at": now} for r in rows])
-            for item_id, field, value in writes_ok:
-                self._upsert_written(conn, source, item_id, field, value, now)
-                conn.execute(
-                    delete(pending_writes).where(
-                        pending_writes.c.source == source,
-                        pending_writes.c.item_id == item_id,
-                        pending_writes.c.field == field,
-                    )
-                )
+            if writes_ok:
+                self._upsert_written(conn, source, writes_ok, now)
+                self._delete_pending(conn, source, [(i, f) for i, f, _ in writes_ok])
             for pw in writes_failed:
                 error, retriable = failed_errors.get((pw.item_id, pw.field), ("", True))
                 self._upsert_pending(conn, pw, error, retriable, now)
@@ -347,16 +342,38 @@ class StateStore:
             )
 
     def _upsert_written(
-        self, conn: Any, source: str, item_id: str, field: str, value: str | None, now: datetime
+        self, conn: Any, source: str, values: list[tuple[str, str, str | None]], now: datetime
     ) -> None:
-        where = and_(written.c.source == source, written.c.item_id == item_id, written.c.field == field)
-        result = conn.execute(update(written).where(where).values(value=value, written_at=now))
-        if result.rowcount == 0:
-            conn.execute(
-                insert(written).values(
-                    source=source, item_id=item_id, field=field, value=value, written_at=now
+        """Record the values written (item id, field, value), the last one per item and field
+        winning: a delete of the keys per field, then one multi-row insert per chunk (a first
+        sync writes three fields on every item; one statement per value cost more than the
+        enrichment)."""
+        latest = {(item_id, field): value for item_id, field, value in values}
+        self._delete_keys(conn, written, source, list(latest))
+        rows = [
+            {"source": source, "item_id": item_id, "field": field, "value": value, "written_at": now}
+            for (item_id, field), value in latest.items()
+        ]
+        for chunk in _chunks(rows, 500):
+            conn.execute(insert(written), chunk)
+
+    @staticmethod
+    def _delete_keys(conn: Any, table: Table, source: str, keys: list[tuple[str, str]]) -> None:
+        """Delete the rows of ``table`` (keyed by source, item_id, field) for the given
+        (item id, field) pairs: one statement per field and chunk of ids."""
+        by_field: dict[str, list[str]] = {}
+        for item_id, field in dict.fromkeys(keys):
+            by_field.setdefault(field, []).append(item_id)
+        for field, ids in by_field.items():
+            for chunk in _chunks(ids, 500):
+                conn.execute(
+                    delete(table).where(
+                        table.c.source == source, table.c.field == field, table.c.item_id.in_(chunk)
+                    )
                 )
-            )
+
+    def _delete_pending(self, conn: Any, source: str, keys: list[tuple[str, str]]) -> None:
+        self._delete_keys(conn, pending_writes, source, keys)
 
     def _upsert_pending(self, conn: Any, pw: PendingWrite, error: str, retriable: bool, now: datetime) -> None:
         attempts = pw.attempts + 1
@@ -408,32 +425,32 @@ class StateStore:
         ]
 
     def drop_pending(self, source: str, keys: Iterable[tuple[str, str]]) -> None:
+        keys = list(keys)
         with self.engine.begin() as conn:
-            for item_id, field in keys:
-                conn.execute(
-                    delete(pending_writes).where(
-                        pending_writes.c.source == source,
-                        pending_writes.c.item_id == item_id,
-                        pending_writes.c.field == field,
-                    )
-                )
+            self._delete_pending(conn, source, keys)
 
     def record_written(self, source: str, values: list[tuple[str, str, str | None]]) -> None:
         now = _utcnow()
+        if not values:
+            return
         with self.engine.begin() as conn:
-            for item_id, field, value in values:
-                self._upsert_written(conn, source, item_id, field, value, now)
+            self._upsert_written(conn, source, values, now)
 
     def mark_versions(self, source: str, versions: dict[str, datetime]) -> None:
         """Remember the platform ``updated`` after our own write, so the next pull knows that
         version was ours and skips it."""
+        if not versions:
+            return
+        statement = (
+            update(items)
+            .where(items.c.source == bindparam("b_source"), items.c.item_id == bindparam("b_id"))
+            .values(updated=bindparam("b_updated"))
+        )
         with self.engine.begin() as conn:
-            for item_id, updated in versions.items():
-                conn.execute(
-                    update(items)
-                    .where(items.c.source == source, items.c.item_id == item_id)
-                    .values(updated=updated)
-                )
+            conn.execute(
+                statement,
+                [{"b_source": source, "b_id": i, "b_updated": u} for i, u in versions.items()],
+            )
 
     def iter_items(self, sources: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every processed item's enriched row (for reports), streamed."""

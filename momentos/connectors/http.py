@@ -269,7 +269,35 @@ def mount_policy(session: requests.Session, adapter: PolicyAdapter) -> requests.
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.verify = adapter.verify
+    _remember_environment(session)
     return session
+
+
+def _remember_environment(session: requests.Session) -> None:
+    """Read the proxy and CA environment once per host instead of on every request.
+
+    requests re-reads every environment variable on each request (``getproxies_environment``
+    walks ``os.environ`` twice): on a first sync of a large Jira that was a tenth of the CPU.
+    The variables are the same for a whole run, so the merged settings are kept per scheme,
+    host and arguments; the TLS setting is the source's own either way (``PolicyAdapter``)."""
+    merge = session.merge_environment_settings
+    cache: dict[Any, dict[str, Any]] = {}
+
+    def merged(url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        parts = requests.utils.urlparse(url or "")
+        key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())), stream,
+               verify, cert)
+        try:
+            found = cache[key]
+        except (KeyError, TypeError):  # TypeError: an unhashable argument; not cached
+            found = merge(url, proxies, stream, verify, cert)
+            try:
+                cache[key] = found
+            except TypeError:
+                pass
+        return dict(found, proxies=dict(found["proxies"]))
+
+    session.merge_environment_settings = merged  # type: ignore[method-assign]
 
 
 def build_session(

@@ -98,3 +98,40 @@ def test_runs_are_recorded(store):
 def test_quarantine_keeps_the_reason(store):
     store.commit_page("s", "t", [], [], [], {}, None, [("9", "K-9", "bad date")])
     assert store.quarantined() == [{"source": "s", "key": "K-9", "reason": "bad date"}]
+
+
+def test_written_values_are_upserted_in_bulk_per_item_and_field(store):
+    """Many values in one page: the last value per (item, field) wins, other fields and other
+    items keep theirs, and only the pending writes that succeeded are cleared."""
+    store.commit_page("s", "t", [], [("1", "moment", "operation"), ("1", "score", "40")], [], {}, None)
+    owed = [PendingWrite("s", i, f"K-{i}", "K", "score", "10", 0) for i in ("1", "2", "3")]
+    store.commit_page("s", "t", [], [], owed, {}, None)
+    ok = [(str(i), "score", str(i)) for i in range(1, 1201)] + [("1", "score", "99")]
+    store.commit_page("s", "t", [], ok, [], {}, None)
+    found = store.last_written("s", ["1", "2", "1200"])
+    assert found == {("1", "moment"): "operation", ("1", "score"): "99", ("2", "score"): "2",
+                     ("1200", "score"): "1200"}
+    assert store.pending_summary() == []
+    store.record_written("s", [("1", "moment", "evolution"), ("7", "signals", "x")])
+    assert store.last_written("s", ["1", "7"])[("1", "moment")] == "evolution"
+    assert store.last_written("s", ["7"]) == {("7", "score"): "7", ("7", "signals"): "x"}
+    # Other sources are left alone.
+    store.commit_page("other", "t", [], [("1", "score", "5")], [], {}, None)
+    assert store.last_written("s", ["1"])[("1", "score")] == "99"
+
+
+def test_drop_pending_removes_only_the_given_fields(store):
+    owed = [PendingWrite("s", "1", "K-1", "K", f, "v", 0) for f in ("moment", "score")]
+    store.commit_page("s", "t", [], [], owed, {}, None)
+    store.drop_pending("s", [("1", "score")])
+    assert [p["field"] for p in store.pending_summary()] == ["moment"]
+
+
+def test_mark_versions_in_bulk(store):
+    store.commit_page("s", "t", [_row(str(i), T0) for i in range(30)], [], [], {}, None)
+    later = T0 + timedelta(minutes=5)
+    store.mark_versions("s", {str(i): later for i in range(0, 30, 2)})
+    versions = store.processed_versions("s", [str(i) for i in range(30)])
+    assert [i for i, v in sorted(versions.items(), key=lambda kv: int(kv[0])) if v == later] == [
+        str(i) for i in range(0, 30, 2)
+    ]
