@@ -293,7 +293,8 @@ def change_items(box: SandboxProcess, share: float, seed: int, everyone: list[tu
 
 # --- one world ------------------------------------------------------------------------------------
 def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, workdir: Path,
-              seeded: bool = False, warmup: int = 0, overlap_s: float = 120.0) -> dict[str, Any]:
+              seeded: bool = False, warmup: int = 0, overlap_s: float = 120.0,
+              age_s: float = 0.0) -> dict[str, Any]:
     """One world: first sync, settle, then one (change, incremental) step per share.
 
     ``warmup`` > 0: before the measured steps, wait until the overlap window (``overlap_s``,
@@ -327,6 +328,8 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
         config = write_config(box, tmp, nudges=not seeded)
         log_path = tmp / "sync.log"
         first_config = write_config(box, tmp, writeback=False, nudges=False) if seeded else config
+        first_started = time.perf_counter()
+        result["age_s"] = age_s
         result["phases"].append(run_sync(box, first_config, "first", items, log_path))
         result["phases"].append(run_sync(box, config, "settle", items, log_path))
         settled = time.perf_counter()
@@ -345,6 +348,14 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
             row = run_sync(box, config, "incremental0", change["changed"], log_path)
             row["share"] = change["changed"] / items
             result["phases"].append(row)
+        if age_s:
+            # How long ago the first sync scored an item decides part of what a change makes
+            # momentos write (an open item's age, waits and lost hours move with the clock), so
+            # a small reference world can be given the big world's delay (``--age``).
+            wait = age_s - (time.perf_counter() - first_started)
+            if wait > 0:
+                log(f"waiting {wait:.0f}s so the changes come {age_s:.0f}s after the first sync began")
+                time.sleep(wait)
         for step, share in enumerate(shares, 1):
             before = box.stats()
             change = change_items(box, share, seed * 1000 + step, everyone)
@@ -380,6 +391,9 @@ def main() -> int:
                              "first sync's own writes (see run_world); 0 = no warm-up")
     parser.add_argument("--seeded", action="store_true",
                         help="first sync without writeback (see run_world); labelled in the output")
+    parser.add_argument("--age", type=float, default=0.0,
+                        help="seconds after the first sync began before the measured change steps "
+                             "(a small reference world given a big world's delay); 0 = at once")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--jira-flavor", default="cloud", choices=["cloud", "datacenter"])
     parser.add_argument("--out", type=Path, default=Path("e2e-results.json"))
@@ -393,7 +407,7 @@ def main() -> int:
     log(f"machine {doc['machine']}; load {loadavg()}")
     for items, shares in runs:
         doc["runs"].append(run_world(items, shares, args.seed, args.jira_flavor, args.workdir,
-                                     seeded=args.seeded, warmup=args.warmup))
+                                     seeded=args.seeded, warmup=args.warmup, age_s=args.age))
         doc["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         args.out.write_text(json.dumps(doc, indent=1))  # after every world: partial results survive
     log(f"results in {args.out}")
