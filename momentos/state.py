@@ -196,6 +196,16 @@ labels = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+#: Small per-source notes a later run reads, by name (the stream a request budget stopped in).
+marks = Table(
+    "marks",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 MAX_ATTEMPTS = 8
 
 
@@ -245,6 +255,19 @@ class StateStore:
                 )
             ).first()
         return Watermark(row.updated, row.last_id) if row else None
+
+    def mark(self, source: str, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(marks.c.value).where(marks.c.source == source, marks.c.name == name)
+            ).scalar()
+
+    def set_mark(self, source: str, name: str, value: str | None) -> None:
+        """Set a source's mark (None removes it)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(marks).where(marks.c.source == source, marks.c.name == name))
+            if value is not None:
+                conn.execute(insert(marks).values(source=source, name=name, value=value, at=_utcnow()))
 
     def reset_watermarks(self, source: str) -> None:
         with self.engine.begin() as conn:

@@ -55,6 +55,9 @@ REPORT_COLUMNS = (
 #: written and committed (see ``batch_pages``).
 BATCH_ITEMS = 1000
 
+#: The state mark naming the stream where the last run's request budget ran out.
+BUDGET_MARK = "budget_stream"
+
 CONTEXT_COLUMNS = (
     "id", "key", "source", "kind", "priority", "moment", "created", "resolved", "requester",
     "service", "category", "caused_by", "first_response_hours",
@@ -351,6 +354,7 @@ class SyncEngine:
         self.stop_requested = stop_requested
         self._model: learn.MomentModel | None = None
         self._context: pd.DataFrame | None = None
+        self._stream: str | None = None  # the stream being pulled (where a budget stops)
         #: Commands that write nothing (``mapping preview``) build a read-only engine; a dry
         #: run is read-only for its run. Read-only, nothing is saved, not even a retrained model.
         self.read_only = read_only
@@ -377,9 +381,14 @@ class SyncEngine:
             result.sources[settings.name] = summary
             connector = self.connector_factory(settings)
             try:
+                self._stream = None
                 self._sync_source(connector, settings, summary, result, full, dry_run, now)
+                if settings.max_requests and self._writes_state:
+                    self.state.set_mark(settings.name, BUDGET_MARK, None)
             except BudgetExhausted as exc:
                 log.warning("%s: %s; the watermark is consistent, the next run continues", settings.name, exc)
+                if self._stream is not None and self._writes_state:
+                    self.state.set_mark(settings.name, BUDGET_MARK, self._stream)
             except MomentosError as exc:
                 summary.error = str(exc)
                 log.error("%s: %s", settings.name, exc)
@@ -422,16 +431,26 @@ class SyncEngine:
 
         skipped = [0]  # records the connector dropped as already processed, for the count check
         connector.known = None if full else self._known_lookup(settings.name, skipped)
-        for stream in connector.streams():
+        streams = connector.streams()
+        resume = self.state.mark(settings.name, BUDGET_MARK) if settings.max_requests else None
+        if resume in streams:
+            # The last run's request budget ran out in this stream: start there, so the
+            # streams already caught up do not spend the budget before it every run.
+            at = streams.index(resume)
+            streams = streams[at:] + streams[:at]
+        for stream in streams:
             if self.stop_requested():
                 break
+            self._stream = stream
             wm = None if full else self.state.watermark(settings.name, stream)
             since = wm.updated - timedelta(seconds=settings.overlap_seconds) if wm else None
             processed = 0
             skipped[0] = 0
             total: int | None = None
-            for page in batch_pages(connector.pull(stream, since, start), BATCH_ITEMS,
-                                    self.stop_requested):
+            # With a request budget, each page commits on its own: a batch that needs more
+            # requests than the budget allows would never commit, and no run would progress.
+            batch = BATCH_ITEMS if settings.max_requests is None else 0
+            for page in batch_pages(connector.pull(stream, since, start), batch, self.stop_requested):
                 total = page.total if page.total is not None else total
                 processed += len(page.items) + len(page.rejected)
                 self._process_page(
