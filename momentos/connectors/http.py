@@ -149,6 +149,10 @@ class PolicyAdapter(HTTPAdapter):
         # carrying GETs); they count as reads and, reading nothing twice, may be retried.
         self._read_post = READ_POST_SUFFIXES + tuple(read_post_suffixes)
         self._idempotent_post = self._read_post + tuple(idempotent_post_suffixes)
+        # When the platform asks to wait (429 / Retry-After), requests sent meanwhile from
+        # other threads (concurrent writers) wait too, instead of spending the limit further.
+        self._pause_until = 0.0
+        self._paused_by: int | None = None
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs["verify"] = self.verify
@@ -165,6 +169,7 @@ class PolicyAdapter(HTTPAdapter):
         )
         attempt = 0
         while True:
+            self._wait_for_pause()
             self.counter.take(is_read)
             try:
                 response = super().send(request, **kwargs)
@@ -191,7 +196,9 @@ class PolicyAdapter(HTTPAdapter):
                 if not retriable_method and status not in ((429,) if once else (429, 503)):
                     return response
                 delay = self._retry_after(response) if status in (429, 503) else None
-                if delay is None:
+                if delay is not None:
+                    self._pause(delay)
+                else:
                     delay = self._backoff(attempt)
                 log.info(
                     "%s %s %s: HTTP %d, retry %d in %.1fs",
@@ -199,8 +206,21 @@ class PolicyAdapter(HTTPAdapter):
                 )
                 response.close()
             attempt += 1
-            self.counter.retries += 1
+            with self.counter._lock:
+                self.counter.retries += 1
             self._sleep(delay)
+
+    def _pause(self, seconds: float) -> None:
+        self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+        self._paused_by = threading.get_ident()
+
+    def _wait_for_pause(self) -> None:
+        """Another thread was told to wait: wait with it (the told thread waits in its retry)."""
+        if self._paused_by is None or self._paused_by == threading.get_ident():
+            return
+        wait = self._pause_until - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
 
     def _connection_failed(
         self, exc: Exception, attempt: int, method: str, path: str, retriable_method: bool

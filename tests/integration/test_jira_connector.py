@@ -4,6 +4,7 @@ flavours where they differ (Cloud: /search/jql + tokens + ADF; Data Center: /sea
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -353,6 +354,37 @@ def test_jira_notify_users_falls_back_once_without_admin(
         assert all(r.ok for r in results)
         assert [connector.write_counts[i.key] for i in items] == [2, 1, 1]
         assert sum("suppress notifications" in r.message for r in caplog.records) == 1
+
+
+def test_jira_writes_issues_concurrently_after_the_first_put(
+    jira_connector_factory: Factory,  # noqa: F811
+) -> None:
+    """``write_workers`` PUTs are in flight together (the first PUT of a run goes alone). The
+    wrapper below only holds each real PUT at a barrier: if the writes were sequential, the
+    barrier would never fill and the wait would break."""
+    world = jira_world(items=300, seed=23)
+    with jira_site(world, "cloud") as site:
+        connector = jira_connector_factory(site, projects=["APP"], write_workers=4)
+        items = pull_all(connector)[0][:9]
+        client = connector.client
+        real_put = client.put_raw
+        barrier = threading.Barrier(4, timeout=20)
+        threads: set[str] = set()
+        calls = [0]
+
+        def put_raw(url, body, params):  # noqa: ANN001, ANN202
+            calls[0] += 1
+            if calls[0] > 1:
+                threads.add(threading.current_thread().name)
+                barrier.wait()
+            return real_put(url, body, params)
+
+        client.put_raw = put_raw
+        results = connector.write([FieldChange(i, "score", None, 40 + n) for n, i in enumerate(items)])
+        assert [r.item_id for r in results] == [i.id for i in items] and all(r.ok for r in results)
+        assert len(threads) == 4
+        assert {i.key: site.app.by_key[i.key].values["score"] for i in items} == {
+            i.key: 40 + n for n, i in enumerate(items)}
 
 
 # --- check and settings ----------------------------------------------------------------------------

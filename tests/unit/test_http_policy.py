@@ -221,3 +221,23 @@ def test_a_handshake_cut_short_is_retried_but_an_untrusted_certificate_is_not(tm
     finally:
         listener.close()
     assert len(accepted) == 3 and len(sleeps) == 2
+
+
+def test_a_429_makes_requests_from_other_threads_wait_too(server):
+    """Concurrent writers share one source's limit: after a 429 with Retry-After in one
+    thread, a request from another thread waits out the rest of that pause before it is sent;
+    the thread that got the 429 waits only in its own retry (not twice)."""
+    app, url = server
+    app.script("/limited", (429, {"Retry-After": "30"}), 200)
+    counter, sleeps = RequestCounter(), []
+    session = _session(counter, sleeps, jitter=0)
+    assert session.get(url + "/limited").status_code == 200
+    assert len(sleeps) == 1 and 29 <= sleeps[0] <= 30  # its own retry, nothing more
+    session.get(url + "/other")  # same thread: no second wait
+    assert len(sleeps) == 1
+    other: list[int] = []
+    worker = threading.Thread(target=lambda: other.append(session.get(url + "/other").status_code))
+    worker.start()
+    worker.join(10)
+    assert other == [200]
+    assert len(sleeps) == 2 and 25 < sleeps[1] <= 30  # the rest of the pause
