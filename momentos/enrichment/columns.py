@@ -86,6 +86,21 @@ def text(frame: pd.DataFrame, name: str, limit: int = MAX_TEXT_CHARS) -> pd.Seri
     )
 
 
+def key_text(frame: pd.DataFrame, name: str, limit: int = MAX_TEXT_CHARS) -> pd.Series:
+    """``text(frame, name, limit).str.strip().str.lower()``: a column's values to compare
+    (kinds, states, ids), built in one pass over the column."""
+    values = column(frame, name)
+    if values is None:
+        return pd.Series([""] * len(frame), dtype=object)
+    return pd.Series(
+        [
+            (v[:limit] if type(v) is str else as_text(v)[:limit]).strip().lower()
+            for v in values.tolist()
+        ],
+        dtype=object,
+    )
+
+
 def numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A numeric column as float64 (unreadable or missing → NaN)."""
     values = column(frame, name)
@@ -93,7 +108,11 @@ def numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
         return np.full(len(frame), np.nan)
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
         return np.array(values.astype("float64"), dtype=float)  # writable copy
-    parsed = pd.to_numeric(values.map(_number_cell), errors="coerce")
+    # Plain ints and floats (JSON numbers) are their own cell value: no call for them.
+    cells = [
+        v if type(v) is int or type(v) is float else _number_cell(v) for v in values.tolist()
+    ]
+    parsed = pd.to_numeric(pd.Series(cells, index=values.index, dtype=object), errors="coerce")
     return np.array(parsed, dtype=float)  # writable copy: callers clean values in place
 
 
@@ -150,8 +169,12 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert("UTC")
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.tz_localize("UTC")
-    cleaned = pd.Series([_timestamp_cell(v) for v in values.tolist()], index=values.index,
-                        dtype=object)
+    # Strings (nearly all cells) inline ``_timestamp_cell``: no call per cell.
+    cleaned = pd.Series(
+        [(v.strip() or None) if type(v) is str else _timestamp_cell(v) for v in values.tolist()],
+        index=values.index,
+        dtype=object,
+    )
     parsed = pd.to_datetime(cleaned, utc=True, errors="coerce", format="ISO8601")
     return parsed.reset_index(drop=True)
 
@@ -240,7 +263,7 @@ def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
         texts = [body[:MAX_TEXT_CHARS] if type(body) is str else as_text(body)
                  for body in [entry.get("text") for entry in entries]]
         created = [entry.get("created") for entry in entries]
-        authors = [author if type(author) is str else as_text(author)
+        authors = [author if type(author) is str else "" if author is None else as_text(author)
                    for author in [entry.get("author") for entry in entries]]
         internal = [entry.get("internal") is True for entry in entries]
         channels = [channel.strip().lower() if type(channel) is str else ""
@@ -275,9 +298,7 @@ def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
             "row": np.asarray(rows, dtype=np.int64),
             "role": pd.Series(roles, dtype=object),
             "text": pd.Series(texts, dtype=object),
-            "author": pd.Series(authors, dtype=object).str.strip().str.lower()
-            if authors
-            else pd.Series([], dtype=object),
+            "author": pd.Series([author.strip().lower() for author in authors], dtype=object),
             "internal": np.asarray(internal, dtype=bool),
             "channel": pd.Series(channels, dtype=object),
         }
@@ -285,7 +306,7 @@ def comments_table(frame: pd.DataFrame) -> pd.DataFrame:
     when = parse_timestamps(pd.Series(created, dtype=object))
     # momentos' own notes (at-risk nudges) are not part of the conversation: reading them
     # back would make the next sync see "IT replied" and "IT is worried" where IT did nothing.
-    own = table["text"].str.contains(OWN_NOTE_MARKER, regex=False).to_numpy(dtype=bool)
+    own = np.fromiter((OWN_NOTE_MARKER in text for text in texts), dtype=bool, count=len(texts))
     if own.any():
         table = table[~own].reset_index(drop=True)
         when = when[~own].reset_index(drop=True)

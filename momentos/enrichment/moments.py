@@ -144,7 +144,7 @@ def classify_fallback(frame: pd.DataFrame) -> pd.DataFrame:
         total > 0, FALLBACK_MAX_CONFIDENCE * share * strength, _NO_KEYWORD_CONFIDENCE
     )
 
-    kinds = col.text(frame, "kind").str.strip().str.lower()
+    kinds = col.key_text(frame, "kind")
     kind_prior = kinds.map(lx.KIND_PRIOR)
     prior = kind_prior.fillna("operation").to_numpy(dtype=object)
     moments = np.where(total > 0, np.asarray(MOMENTS, dtype=object)[best], prior)

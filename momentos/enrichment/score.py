@@ -22,6 +22,8 @@ a further negative signal never raises the score, and an item with nothing known
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -317,7 +319,13 @@ def _duration(hours: float, words: dict[str, str]) -> str:
 
 
 def _kind_names(words: dict[str, str]) -> dict[str, str]:
-    return dict(pair.split(":", 1) for pair in words["kinds"].split("|"))
+    return _kind_table(words["kinds"])
+
+
+@functools.lru_cache(maxsize=8)
+def _kind_table(kinds: str) -> dict[str, str]:
+    """``"incident:incidents|…"`` as a dict, read once per language (never modified)."""
+    return dict(pair.split(":", 1) for pair in kinds.split("|"))
 
 
 def _times(n: float, words: dict[str, str]) -> str:
@@ -444,36 +452,60 @@ def _reason_texts(
     age_target = np.array([settings.age_target_days[m] for m in MOMENTS])[_moment_index(moments)]
     if needed is None:
         needed = np.abs(points) >= _REASON_MIN_POINTS
-    said: dict[tuple[object, ...], str] = {}
+    # Plain lists: the loop below reads a few cells of each per phrase, and indexing a list
+    # costs a tenth of boxing a NumPy scalar.
+    context_columns: dict[str, list[object]] = {
+        "open": is_open.tolist(),
+        "typical": typical.tolist(),
+        "typical_response": typical_response.tolist(),
+        "kind": kinds.tolist(),
+        "answered": answered.tolist(),
+        "waiting_now": waiting_now.tolist(),
+        "age_target": age_target.tolist(),
+        # Bounced groups as a key: a list cannot be one, and only a list is ever shown.
+        "groups": [tuple(g) if isinstance(g, list) else None for g in groups.tolist()],
+    }
+    bounced_groups = groups.tolist()
     for j, name in enumerate(SIGNALS):
         rows = np.flatnonzero(needed[:, j])
         if not len(rows):
             continue
         data = _column(signals, name)[rows].tolist()
         up = (points[rows, j] > 0).tolist()
+        # Equal (value, direction, the context this signal's phrase reads) share one phrase.
+        inputs = [context_columns[field] for field in _PHRASE_CONTEXT.get(name, ())]
+        said: dict[tuple[object, ...], str] = {}
         phrases = []
-        grouped = name in ("reassignment_count", "pingpong")
         for r, value, good in zip(rows.tolist(), data, up):
-            bounced = groups[r]
-            key = (name, value, good, is_open[r], waiting_now[r], answered[r], typical[r],
-                   typical_response[r], kinds[r], age_target[r],
-                   tuple(bounced) if grouped and isinstance(bounced, list) else None)
+            key = (value, good, *[column[r] for column in inputs])
             phrase = said.get(key)
             if phrase is None:
                 context = {
-                    "open": bool(is_open[r]),
-                    "typical": typical[r],
-                    "typical_response": typical_response[r],
-                    "kind": kinds[r],
-                    "groups": bounced,
-                    "answered": bool(answered[r]),
-                    "waiting_now": bool(waiting_now[r]),
-                    "age_target": age_target[r],
+                    "open": bool(context_columns["open"][r]),
+                    "typical": context_columns["typical"][r],
+                    "typical_response": context_columns["typical_response"][r],
+                    "kind": context_columns["kind"][r],
+                    "groups": bounced_groups[r],
+                    "answered": bool(context_columns["answered"][r]),
+                    "waiting_now": bool(context_columns["waiting_now"][r]),
+                    "age_target": context_columns["age_target"][r],
                 }
                 phrase = said[key] = _phrase(name, value, good, context, words, settings)
             phrases.append(phrase)
         texts[rows, j] = phrases
     return texts
+
+
+#: The context fields ``_phrase`` reads for each signal (besides the value and direction).
+#: Rows that agree on these get the same phrase; a signal not listed reads none.
+_PHRASE_CONTEXT: dict[str, tuple[str, ...]] = {
+    "reassignment_count": ("groups",),
+    "pingpong": ("groups",),
+    "wait_hours": ("waiting_now",),
+    "first_response_hours": ("open", "answered", "typical_response"),
+    "resolution_hours": ("open", "typical", "kind"),
+    "age_days": ("open", "age_target"),
+}
 
 
 def score_experience(

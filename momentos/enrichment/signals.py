@@ -85,6 +85,7 @@ _HOWTO_HINT = (
     r"how|where|question|possible|a way|c[oó]mo|duda|consulta|d[oó]nde|se puede|manual|guide|"
     r"gu[ií]a"
 )
+_HOWTO_HINT_RE = re.compile(_HOWTO_HINT)
 _HOWTO_CATEGORIES = frozenset({"inquiry", "question", "how-to", "howto", "help", "consulta",
                                "duda", "inquiry / help", "usage"})
 _REQUEST_KINDS = frozenset({"request", "service request", "sc_req_item", "requested item",
@@ -113,8 +114,7 @@ def _matches(
         return np.zeros(0, dtype=bool)
     codes, uniques = pd.factorize(texts, sort=False)
     search = pattern.search
-    plain = [t.lower() if t.isascii() else t.lower().translate(lx.DEACCENT)
-             for t in uniques.tolist()]
+    plain = [lx.deaccent(t.lower()) for t in uniques.tolist()]
     if hint is None:
         hits = np.fromiter((search(t) is not None for t in plain), dtype=bool,
                            count=len(plain))
@@ -303,7 +303,9 @@ def _conversation(
     o_rows = ordered["row"].to_numpy()
     o_agent = agent[in_order]
     next_agent = pd.Series(o_agent.astype(float)).groupby(o_rows).shift(-1).to_numpy()
-    asks = ~o_agent & ordered["text"].str.contains("?", regex=False).to_numpy()
+    asks = ~o_agent & np.fromiter(
+        ("?" in text for text in ordered["text"].tolist()), dtype=bool, count=len(ordered)
+    )
     unanswered = asks & (next_agent != 1.0)  # NaN (the last comment) is no answer either
     out["unanswered_questions"] = np.where(
         np.bincount(rows, minlength=n) > 0,
@@ -501,7 +503,7 @@ def _text_or_field(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.Series:
     out = pd.Series([""] * n, dtype=object)
     for name in names:
         if name in frame.columns:
-            values = col.text(frame, name).str.strip().str.lower()
+            values = col.key_text(frame, name)
             out = out.where(out != "", values)
     fields = col.column(frame, "fields")
     if fields is not None:
@@ -533,13 +535,16 @@ def _has_source(frame: pd.DataFrame, names: tuple[str, ...]) -> bool:
 
 def is_howto(frame: pd.DataFrame) -> np.ndarray:
     """Usage or how-to questions (by category, kind or the wording of the title)."""
-    category = col.text(frame, "category").str.strip().str.lower()
-    kind = col.text(frame, "kind").str.strip().str.lower()
-    request_type = col.text(frame, "request_type").str.strip().str.lower()
+    category = col.key_text(frame, "category")
+    kind = col.key_text(frame, "kind")
+    request_type = col.key_text(frame, "request_type")
     titles = col.text(frame, "title", 300)
     # Most titles hold none of the question words: a cheap substring test spares the regex.
-    lowered = titles.str.lower()
-    maybe = lowered.str.contains(_HOWTO_HINT, regex=True).to_numpy()
+    lowered = pd.Series([title.lower() for title in titles.tolist()], dtype=object)
+    hint = _HOWTO_HINT_RE.search
+    maybe = np.fromiter(
+        (hint(title) is not None for title in lowered.tolist()), dtype=bool, count=len(lowered)
+    )
     worded = np.zeros(len(titles), dtype=bool)
     if maybe.any():
         worded[maybe] = _matches(lowered[maybe], _HOWTO_RE)
@@ -562,7 +567,7 @@ def _lost_hours(
     rank = priority_rank(col.text(frame, "priority"))
     users = pd.Series(rank).map({float(k): v for k, v in lost.users_by_priority.items()})
     users = users.fillna(lost.users_by_priority.get(3, 1.0)).to_numpy(dtype=float)
-    kind = col.text(frame, "kind").str.strip().str.lower().to_numpy(dtype=object)
+    kind = col.key_text(frame, "kind").to_numpy(dtype=object)
     is_request = np.isin(kind, list(_REQUEST_KINDS))
     share = np.where(
         howto,
@@ -647,12 +652,12 @@ def _typicals(
         all_duration, resolved_ok = duration, ~is_open & ~np.isnan(duration) & use_frame
         all_response, response_ok = response, answered & ~np.isnan(response) & use_frame
     else:
-        all_kind = pd.concat([kind, col.text(ctx, "kind").str.strip().str.lower()],
+        all_kind = pd.concat([kind, col.key_text(ctx, "kind")],
                              ignore_index=True)
         c_priority = pd.Series(priority_rank(col.text(ctx, "priority"))).fillna(0).astype(int)
         all_priority = pd.concat([priority, c_priority], ignore_index=True)
         all_moment = pd.concat(
-            [pd.Series(moment, dtype=object), col.text(ctx, "moment").str.strip().str.lower()],
+            [pd.Series(moment, dtype=object), col.key_text(ctx, "moment")],
             ignore_index=True,
         )
         c_duration = _hours(col.timestamps(ctx, "resolved") - col.timestamps(ctx, "created"))
@@ -788,7 +793,7 @@ def compute_signals(
 
     # -- typical durations (category median) -------------------------------------------------
     ctx = _other_items(frame, context)
-    kind = col.text(frame, "kind").str.strip().str.lower()
+    kind = col.key_text(frame, "kind")
     # Typical durations come from the whole history, the stored versions of this frame's own
     # items included: a table whose items all arrive in one page still has a reference, and
     # an item's reference does not depend on which page it arrives in. Only a whole
@@ -874,9 +879,9 @@ def _repeat_contact(
     ``days`` before this one; NaN when the requester or the date is unknown."""
 
     def keys(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        requester = col.text(data, "requester").str.strip().str.lower()
-        service = col.text(data, "service").str.strip().str.lower()
-        category = col.text(data, "category").str.strip().str.lower()
+        requester = col.key_text(data, "requester")
+        service = col.key_text(data, "service")
+        category = col.key_text(data, "category")
         about = service.where(service != "", "c:" + category)
         about = about.where(about != "c:", "")
         return requester, about
@@ -910,7 +915,7 @@ def _caused_incidents(
     """
     n = len(frame)
     data = frame if ctx is None else pd.concat([frame, ctx], ignore_index=True)
-    all_kind = col.text(data, "kind").str.strip().str.lower()
+    all_kind = col.key_text(data, "kind")
     incident = all_kind.isin(settings.incident_kinds).to_numpy()
     out = _caused_in_window(frame, data, incident, resolved, settings)
     # Explicit links add what proximity misses (an incident on another service, or later).
@@ -925,7 +930,7 @@ def _caused_incidents(
             per_change = links[has_link].value_counts()
             counts = np.zeros(n)
             for name in ("key", "id"):
-                ids = col.text(frame, name).str.strip().str.lower()
+                ids = col.key_text(frame, name)
                 counts = np.maximum(counts, ids.map(per_change).fillna(0).to_numpy(dtype=float))
             out = np.where(linking, np.fmax(counts, out), out)
     return out
@@ -971,7 +976,7 @@ def _failed_changes(frame: pd.DataFrame, values: list[str]) -> np.ndarray:
     if not _has_source(frame, names):
         return np.full(len(frame), np.nan)
     text = _text_or_field(frame, names).map(lx.deaccent)
-    state = col.text(frame, "state").str.strip().str.lower().map(lx.deaccent)
+    state = col.key_text(frame, "state").map(lx.deaccent)
     pattern = "|".join(re.escape(lx.deaccent(v)) for v in values) or r"(?!x)x"
     failed = text.str.contains(pattern, regex=True) | state.str.contains(pattern, regex=True)
     return failed.to_numpy(dtype=float)
@@ -1040,6 +1045,25 @@ def signal_dicts(signals: pd.DataFrame, extra: dict[str, np.ndarray] | None = No
     return [dict(zip(names, row)) for row in zip(*columns.values())] if n else []
 
 
+def _value_texts(values: np.ndarray, kind: type) -> np.ndarray | list[str]:
+    """JSON text of each (finite) value of one signal, written as ``kind``.
+
+    A signal takes few distinct values in a chunk (counts, flags, hours rounded to 0.1): each
+    distinct value is written once and the texts are taken by position. Zero is written
+    "-0.0" or "0.0" by its sign, which ``np.unique`` does not tell apart; a float column with
+    a negative zero is written value by value."""
+    if kind is float and bool((np.signbit(values) & (values == 0)).any()):
+        return list(map(float.__repr__, values.tolist()))
+    distinct, position = np.unique(values, return_inverse=True)
+    if kind is int:
+        texts = list(map(int.__repr__, map(int, distinct.tolist())))
+    elif kind is bool:
+        texts = ["true" if v else "false" for v in distinct.tolist()]
+    else:
+        texts = list(map(float.__repr__, distinct.tolist()))
+    return np.asarray(texts, dtype=object)[position.reshape(-1)]
+
+
 def signal_json_texts(
     signals: pd.DataFrame, extra: dict[str, np.ndarray] | None = None
 ) -> list[str] | None:
@@ -1064,15 +1088,8 @@ def signal_json_texts(
         if np.isinf(data).any():
             return None
         kind = SIGNAL_TYPES[name]
-        values = data[present].tolist()
-        if kind is int:
-            shown = list(map(int.__repr__, map(int, values)))
-        elif kind is bool:
-            shown = ["true" if v else "false" for v in values]
-        else:
-            shown = list(map(float.__repr__, values))
         column = np.full(n, "null", dtype=object)
-        column[present] = shown
+        column[present] = _value_texts(data[present], kind)
         names.append(name)
         texts.append(column)
     for name, raw in (extra or {}).items():

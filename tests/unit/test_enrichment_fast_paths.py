@@ -203,3 +203,222 @@ def test_signals_as_text_is_the_json_of_the_signal_dicts() -> None:
     assert texts["signals"].tolist() == [to_json_text(d) for d in dicts["signals"]]
     other = [c for c in dicts.columns if c != "signals"]
     pd.testing.assert_frame_equal(dicts[other], texts[other])
+
+
+def _reference_ranges(path, chunk_rows: int) -> list[tuple[int, int, int]]:
+    """The chunk ranges as they were found before: one Python step per line."""
+    ranges = []
+    start = position = lines = 0
+    first_line = 1
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            position += len(line)
+            if line.strip():
+                lines += 1
+            if lines == chunk_rows:
+                ranges.append((start, position, first_line))
+                start, lines, first_line = position, 0, number + 1
+    if position > start:
+        ranges.append((start, position, first_line))
+    return ranges
+
+
+def test_chunk_ranges_equal_the_line_by_line_scan(tmp_path) -> None:
+    from momentos.enrichment.frame import _jsonl_ranges
+
+    rng = random.Random(4)
+    pieces = [b"{}\n", b"\n", b"  \n", b"\r\n", b'{"a": "\xc3\xb1"}\r\n', b"\t\x0b\x0c\n", b"{}",
+              b" x \n", b'{"e": "\xf0\x9f\x98\xa1"}\n']
+    path = tmp_path / "in.jsonl"
+    for trial in range(300):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 40)))
+        if trial % 3 == 0:
+            data = data.rstrip(b"\n")
+        path.write_bytes(data)
+        for chunk_rows in (1, 2, 3, 7, 100):
+            assert _jsonl_ranges(path, chunk_rows) == _reference_ranges(path, chunk_rows), data
+
+
+def test_reading_decodes_line_by_line_as_the_whole_text_would(tmp_path) -> None:
+    lines = ['{"t": "emoji 😡 and ñ"}', '{"t": "plain"}', '{"t": "’quoted‘ – dash"}']
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode("utf-8") + b"\n")
+    frame, raw = _read_jsonl_range(path, 0, path.stat().st_size, 1)
+    assert raw == lines
+    assert frame["t"].tolist() == [json.loads(line)["t"] for line in lines]
+
+    path.write_bytes(b'{"t": "ok"}\n{"t": "\xff broken"}\n')
+    with pytest.raises(UnicodeDecodeError):
+        _read_jsonl_range(path, 0, path.stat().st_size, 1)
+
+
+def test_lines_written_as_bytes_equal_the_joined_text(tmp_path) -> None:
+    from momentos.enrichment import frame as frame_module
+
+    lines = ["a", "", "ñ", "emoji 😡", "tab\tand \\ quote \"", "x" * 5000] * 1500
+    path = tmp_path / "out.jsonl"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("head\n")  # text written before must stay first
+        frame_module._write_lines(handle, lines)
+        handle.write("tail\n")
+    assert path.read_text(encoding="utf-8") == "head\n" + "\n".join(lines) + "\n" + "tail\n"
+    text = io.StringIO()
+    frame_module._write_lines(text, lines)
+    assert text.getvalue() == "\n".join(lines) + "\n"
+
+
+def test_parts_are_appended_byte_for_byte(tmp_path) -> None:
+    from momentos.enrichment.frame import _append_file
+
+    parts = [b"", b"x", "ñ😡\n".encode() * 100_000, bytes(range(256)) * 10]
+    out_path = tmp_path / "out"
+    with out_path.open("wb", buffering=0) as out:
+        for i, blob in enumerate(parts):
+            part = tmp_path / f"part{i}"
+            part.write_bytes(blob)
+            _append_file(part, out)
+    assert out_path.read_bytes() == b"".join(parts)
+
+
+@pytest.mark.parametrize("kind", [float, int, bool])
+def test_signal_value_texts_equal_one_repr_per_value(kind: type) -> None:
+    rng = np.random.default_rng(5)
+    values = np.concatenate([
+        rng.choice([0.0, 1.0, 2.0, 0.5, 12.3, 1e-7, 1e16, 123456.7], size=400),
+        rng.normal(size=200).round(3),
+        np.array([0.1 + 0.2, 3.0, 2.5, -1.0]),
+    ])
+    if kind is float:
+        expected = list(map(float.__repr__, values.tolist()))
+    elif kind is int:
+        expected = [int.__repr__(int(v)) for v in values.tolist()]
+    else:
+        expected = ["true" if v else "false" for v in values.tolist()]
+    assert list(signals._value_texts(values, kind)) == expected
+    with_negative_zero = np.array([0.0, -0.0, 1.0, -0.0])
+    assert list(signals._value_texts(with_negative_zero, float)) == ["0.0", "-0.0", "1.0", "-0.0"]
+    assert list(signals._value_texts(with_negative_zero, int)) == ["0", "0", "1", "0"]
+    assert list(signals._value_texts(np.zeros(0), kind)) == []
+
+
+_ODD_CELLS = [" Incident ", "CHANGE", "", None, np.nan, 3, 2.5, True, b"Bytes ", "ÁÉ ñ", "\tx\n",
+              pd.NA, "İstanbul", "x" * 20_000, [1, 2], {"a": 1}, "  ", "12", " 7,5 ", "abc",
+              np.int64(4), np.float64(1.5), False, 10**30]
+
+
+def test_key_text_is_text_stripped_and_lowered() -> None:
+    from momentos.enrichment import columns
+
+    frame = pd.DataFrame({"kind": pd.Series(_ODD_CELLS, dtype=object)})
+    expected = columns.text(frame, "kind").str.strip().str.lower()
+    pd.testing.assert_series_equal(columns.key_text(frame, "kind"), expected)
+    missing = columns.key_text(frame, "nothing")
+    pd.testing.assert_series_equal(missing, columns.text(frame, "nothing").str.strip().str.lower())
+
+
+def test_numbers_and_timestamps_equal_a_call_per_cell() -> None:
+    from momentos.enrichment import columns
+
+    frame = pd.DataFrame({"n": pd.Series(_ODD_CELLS, dtype=object)})
+    values = frame["n"]
+    expected = np.array(pd.to_numeric(values.map(columns._number_cell), errors="coerce"),
+                        dtype=float)
+    np.testing.assert_array_equal(columns.numbers(frame, "n"), expected)
+
+    stamps = pd.Series(
+        ["2025-01-02T03:04:05Z", " 2025-01-02 ", "", "  ", None, "junk", 5,
+         pd.Timestamp("2025-03-01", tz="UTC").to_pydatetime(), "2025-01-02T03:04:05+02:00"],
+        dtype=object,
+    )
+    cleaned = pd.Series([columns._timestamp_cell(v) for v in stamps.tolist()], dtype=object)
+    reference = pd.to_datetime(cleaned, utc=True, errors="coerce", format="ISO8601")
+    pd.testing.assert_series_equal(columns.parse_timestamps(stamps), reference)
+
+
+def test_batched_sentiment_equals_one_text_at_a_time() -> None:
+    from momentos.enrichment import sentiment
+
+    texts: list[object] = [*_random_texts(3000, seed=6), None, 3.5, "", "   ", "\t"]
+    texts += [
+        "NO FUNCIONA!!! muy mal", "not working, still waiting :( ", "Works now, thanks :)",
+        "don’t ‘like’ it", "¿alguna novedad? gracias", "any update?", "any update?",
+        "el deploy failed again", "Ｆｕｌｌ width", "İstanbul ÇOK KÖTÜ", "ΣΊΣΥΦΟΣ",
+    ]
+    languages = [("en", "es", "", "fr")[i % 4] for i in range(len(texts))]
+    expected = [sentiment.score_text(t, lang) for t, lang in zip(texts, languages)]
+    got = sentiment.score_texts(texts, languages).tolist()
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert (math.isnan(a) and math.isnan(b)) or a == b
+    alone = sentiment.score_texts(texts).tolist()
+    for a, t in zip(alone, texts):
+        b = sentiment.score_text(t)
+        assert (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def test_deaccenting_by_replacement_equals_the_translation_table() -> None:
+    from momentos.enrichment import sentiment
+
+    texts = _random_texts(3000, seed=7) + [
+        "don’t ‘x’ está ÁÉ über", "ñandú :d :-( ’’", "é:d", ":dé", "d’p", "ÀÈÌÒÙ àèìòù", "😡é",
+    ]
+    for text in texts:
+        assert lx.deaccent(text) == text.translate(lx.DEACCENT), text
+        lower = text.lower()
+        assert sentiment._deaccented_tokens(lower) == sentiment._tokens(lower), text
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_reason_phrases_equal_one_phrase_per_cell(language: str) -> None:
+    """Phrases are shared between rows that agree on what the signal's phrase reads: the
+    same texts as building every needed phrase from the whole row."""
+    from momentos.enrichment import score
+    from momentos.enrichment.settings import SIGNALS, ExperienceSettings
+    from momentos.models import MOMENTS
+
+    rng = random.Random(8)
+    n = 3000
+    columns: dict[str, list[object]] = {
+        name: [rng.choice([0.0, 1.0, 2.0, 3.0, 0.5, 12.3, 40.0, 250.0, 0.04, 0.25, 1e4])
+               for _ in range(n)]
+        for name in SIGNALS
+    }
+    columns["_open"] = [rng.random() < 0.3 for _ in range(n)]
+    columns["_typical_hours"] = [rng.choice([0.0, 8.0, 24.0, math.nan]) for _ in range(n)]
+    columns["_typical_response_hours"] = [rng.choice([1.0, 4.0, 0.1]) for _ in range(n)]
+    columns["_kind"] = [rng.choice(["incident", "change", "", "Story"]) for _ in range(n)]
+    columns["_pingpong_groups"] = [
+        rng.choice([None, ["A", "B"], ["A", "B", "C"], ["B", "A"], ["A"], "x"]) for _ in range(n)
+    ]
+    columns["_answered"] = [rng.random() < 0.7 for _ in range(n)]
+    columns["_waiting_now"] = [rng.random() < 0.3 for _ in range(n)]
+    signals_frame = pd.DataFrame(columns)
+    moments = np.asarray([rng.choice([*MOMENTS, "odd"]) for _ in range(n)], dtype=object)
+    points = np.asarray(
+        [[rng.choice([-5.0, -1.0, 0.0, 2.0]) for _ in SIGNALS] for _ in range(n)]
+    )
+    settings = ExperienceSettings(language=language)
+    got = score._reason_texts(signals_frame, points, moments, settings)
+
+    words = score._TEXTS[language]
+    age_target = np.array([settings.age_target_days[m] for m in MOMENTS])[
+        score._moment_index(moments)
+    ]
+    expected = np.full(points.shape, "", dtype=object)
+    for r in range(n):
+        context = {
+            "open": bool(columns["_open"][r]),
+            "typical": float(columns["_typical_hours"][r]),
+            "typical_response": float(columns["_typical_response_hours"][r]),
+            "kind": columns["_kind"][r],
+            "groups": columns["_pingpong_groups"][r],
+            "answered": bool(columns["_answered"][r]),
+            "waiting_now": bool(columns["_waiting_now"][r]),
+            "age_target": float(age_target[r]),
+        }
+        for j, name in enumerate(SIGNALS):
+            if abs(points[r, j]) >= score._REASON_MIN_POINTS:
+                value = float(columns[name][r])
+                expected[r, j] = score._phrase(name, value, bool(points[r, j] > 0), context,
+                                               words, settings)
+    assert got.tolist() == expected.tolist()
