@@ -805,7 +805,10 @@ def compute_signals(
     )
 
     # -- repeat contact -----------------------------------------------------------------------
-    cross_items = frame_is_population or ctx is not None
+    # Items are compared with each other when there is a population: a file, or a history
+    # passed by the caller, even an empty one (a first sync's first batch: the frame and the
+    # history so far, like every later batch). Only without any history are they unknown.
+    cross_items = frame_is_population or context is not None
     repeat = _repeat_contact(frame, ctx, created, settings.repeat_contact_days)
 
     # -- moment-specific indicators ----------------------------------------------------------

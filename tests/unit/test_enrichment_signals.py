@@ -337,6 +337,12 @@ def test_repeat_contact_same_requester_same_service_within_window() -> None:
     with_context = compute_signals(frame, comments_table(frame), history_table(frame), NOW,
                                    context=context)
     assert with_context["repeat_contact"][3] == 1
+    # An empty history (a first sync's first batch) is still a history: the batch's items are
+    # compared with each other, as every later batch is with the batches before it, so the
+    # next run does not rewrite the field only because "unknown" became 0.
+    empty = compute_signals(frame, comments_table(frame), history_table(frame), NOW,
+                            context=context.iloc[0:0])["repeat_contact"].tolist()
+    assert empty[:5] == [0, 1, 0, 0, 0] and math.isnan(empty[5])
 
 
 def test_channel_switches_from_comment_channels_or_a_column() -> None:
