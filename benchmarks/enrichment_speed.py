@@ -208,7 +208,8 @@ def stage_breakdown(source: Path, rows: int = 20_000) -> dict[str, float]:
     start, stop, first = _first_range(source, rows)
     gc.collect()
     gc.disable()
-    frame, raw = timed("read JSON Lines", lambda: _read_jsonl_range(source, start, stop, first))
+    frame, raw = timed("read JSON Lines", lambda: _read_jsonl_range(source, start, stop, first,
+                                                                    raw_bytes=True))
     comments = timed("explode comments", lambda: columns.comments_table(frame))
     history = columns.history_table(frame)
     tags = timed("moments (rules + model)", lambda: assign_moments(frame, MomentsSettings(),

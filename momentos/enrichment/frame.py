@@ -458,9 +458,11 @@ def _iter_jsonl_ranges(path: Path, chunk_rows: int) -> Iterator[tuple[int, int, 
         yield start, position, first_line
 
 
-def _read_jsonl_range(path: Path, start: int, stop: int, first_line: int
-                      ) -> tuple[pd.DataFrame, list[str]]:
-    """The records of one byte range as a frame, and their raw lines (for passthrough)."""
+def _read_jsonl_range(path: Path, start: int, stop: int, first_line: int,
+                      raw_bytes: bool = False) -> tuple[pd.DataFrame, list[Any]]:
+    """The records of one byte range as a frame, and their raw lines (for passthrough): as
+    text, or with ``raw_bytes`` as the UTF-8 bytes they were read as (the same lines encoded,
+    which spares the writer encoding them again)."""
     with path.open("rb") as handle:
         handle.seek(start)
         data = handle.read(stop - start)
@@ -469,8 +471,9 @@ def _read_jsonl_range(path: Path, start: int, stop: int, first_line: int
     # Split first, then decode line by line: decoded whole, one emoji would make the chunk's
     # text four bytes per character, to be scanned again by the split. (A newline byte is
     # never part of a multi-byte UTF-8 character, so the lines are the same.)
+    pieces = data.split(b"\n")
     try:
-        lines = list(map(bytes.decode, data.split(b"\n")))
+        lines = list(map(bytes.decode, pieces))
     except UnicodeDecodeError:
         lines = data.decode("utf-8").split("\n")  # raises, naming the chunk's position
     # Parsing builds hundreds of thousands of dicts and lists, none in a reference cycle: the
@@ -479,21 +482,28 @@ def _read_jsonl_range(path: Path, start: int, stop: int, first_line: int
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _parse_jsonl_lines(path, lines, first_line)
+        return _parse_jsonl_lines(path, lines, first_line, pieces if raw_bytes else None)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _parse_jsonl_lines(path: Path, lines: list[str], first_line: int
-                       ) -> tuple[pd.DataFrame, list[str]]:
-    """``_read_jsonl_range`` on the decoded lines; ``first_line`` numbers the first one."""
-    raw: list[str] = []
+def _parse_jsonl_lines(path: Path, lines: list[str], first_line: int,
+                       encoded: list[bytes] | None = None) -> tuple[pd.DataFrame, list[Any]]:
+    """``_read_jsonl_range`` on the decoded lines; ``first_line`` numbers the first one.
+
+    ``encoded`` (the same lines as bytes) makes the raw lines bytes. Stripped as bytes they are
+    the stripped text encoded: a line that parses is a JSON object, and JSON allows only
+    spaces, tabs and line breaks around it, which both strips remove alike."""
+    raw: list[Any] = []
+    blank: list[int] = []
     records = []
     scan = _scan_json
+    as_text = encoded is None
     for number, line in enumerate(lines, first_line):
         line = line.rstrip("\r")
         if not line.strip():
+            blank.append(number - first_line)
             continue
         # A line that is one JSON object, edge to edge (nearly all): the decoder's scanner
         # reads it as ``json.loads`` would, without its checks around the call.
@@ -507,7 +517,13 @@ def _parse_jsonl_lines(path: Path, lines: list[str], first_line: int
                 if end != len(line) or type(record) is not dict:
                     record = None
         records.append(record if record is not None else _json_record(path, number, line))
-        raw.append(line.strip())
+        if as_text:
+            raw.append(line.strip())
+    if encoded is not None:
+        if blank:
+            skip = set(blank)
+            encoded = [piece for index, piece in enumerate(encoded) if index not in skip]
+        raw = [piece.rstrip(b"\r").strip() for piece in encoded]
     return pd.DataFrame(records, dtype=object), raw
 
 
@@ -524,7 +540,7 @@ def _enrich_jsonl_range(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        frame, raw = _read_jsonl_range(path, start, stop, first_line)
+        frame, raw = _read_jsonl_range(path, start, stop, first_line, raw_bytes=True)
         if frame.empty:
             return 0
         enriched = enrich(frame, moments, experience, now, model=model,
@@ -532,7 +548,7 @@ def _enrich_jsonl_range(
         # An input that already carries an output column gets it replaced: rewrite whole
         # records.
         if set(OUTPUT_COLUMNS).isdisjoint(frame.columns) and all(
-            line.endswith("}") for line in raw
+            line.endswith(b"}") for line in raw
         ):
             _write_jsonl_appended(raw, enriched[list(OUTPUT_COLUMNS)], handle)
         else:
@@ -543,12 +559,15 @@ def _enrich_jsonl_range(
             gc.enable()
 
 
-def _write_jsonl_appended(raw: list[str], added: pd.DataFrame, handle: IO[str]) -> None:
+def _write_jsonl_appended(raw: list[str] | list[bytes], added: pd.DataFrame,
+                          handle: IO[str]) -> None:
     """Each input line as it was, with the new columns appended inside its object: the input
     is neither parsed back nor re-serialised, which halves the cost of writing.
 
     The appended text is what ``json.dumps`` writes for ``{column: value}``, built a column at
-    a time (each value's JSON text, then one template per row) instead of a dict per row."""
+    a time (each value's JSON text, then one template per row) instead of a dict per row.
+    ``raw`` lines given as UTF-8 bytes (as read) go to a UTF-8 file as they are: only the
+    appended text is encoded, not the whole line again."""
     ready = _file_ready(added, nested_as_text=False)
     names = [str(c) for c in ready.columns]
     columns = [_json_texts(ready[name]) for name in names]
@@ -556,6 +575,22 @@ def _write_jsonl_appended(raw: list[str], added: pd.DataFrame, handle: IO[str]) 
     template = ", ".join(
         json.encoder.encode_basestring(name).replace("%", "%%") + ": %s" for name in names
     ) + "}"
+    if raw and type(raw[0]) is bytes:
+        buffer = _utf8_buffer(handle)
+        if buffer is None:
+            raw = [line.decode("utf-8") for line in raw]  # type: ignore[union-attr]
+        else:
+            after = ", " + template
+            encoded = []
+            for line, row in zip(raw, zip(*columns)):
+                body = line[:-1].rstrip()
+                if body.endswith(b"{"):  # type: ignore[arg-type]
+                    encoded.append(body + (template % row).encode("utf-8"))
+                else:
+                    encoded.append(body + (after % row).encode("utf-8"))
+            handle.flush()  # what was written as text goes first
+            _write_encoded(buffer, encoded)
+            return
     out = []
     for line, row in zip(raw, zip(*columns)):
         body = line[:-1].rstrip()
@@ -567,13 +602,10 @@ def _write_jsonl_appended(raw: list[str], added: pd.DataFrame, handle: IO[str]) 
 _LINES_PER_WRITE = 2_000
 
 
-def _write_lines(handle: IO[str], lines: list[str]) -> None:
-    """Write each line and a newline, as ``handle.write("\\n".join(lines) + "\\n")`` would.
-
-    A UTF-8 text file gets the lines as UTF-8 bytes, encoded one by one and joined a few
-    thousand at a time: one emoji in a chunk would make a joined ``str`` of the whole chunk
-    four bytes per character, and building and encoding that cost more than the rest of
-    writing. (Files here are opened with ``newline=""``: no newline is translated.)"""
+def _utf8_buffer(handle: IO[str]) -> IO[bytes] | None:
+    """The binary buffer under a strict UTF-8 text file that translates no newline (files
+    here are opened with ``newline=""``), where UTF-8 bytes may be written as they are; else
+    ``None``."""
     buffer = getattr(handle, "buffer", None)
     encoding = (getattr(handle, "encoding", None) or "").lower().replace("-", "")
     if (
@@ -582,14 +614,34 @@ def _write_lines(handle: IO[str], lines: list[str]) -> None:
         or getattr(handle, "errors", None) != "strict"
         or os.linesep != "\n"
     ):
+        return None
+    return buffer
+
+
+def _write_lines(handle: IO[str], lines: list[str]) -> None:
+    """Write each line and a newline, as ``handle.write("\\n".join(lines) + "\\n")`` would.
+
+    A UTF-8 text file gets the lines as UTF-8 bytes, encoded one by one and joined a few
+    thousand at a time: one emoji in a chunk would make a joined ``str`` of the whole chunk
+    four bytes per character, and building and encoding that cost more than the rest of
+    writing."""
+    buffer = _utf8_buffer(handle)
+    if buffer is None:
         handle.write("\n".join(lines))
         handle.write("\n")
         return
     handle.flush()  # what was written as text goes first
     for start in range(0, len(lines), _LINES_PER_WRITE):
-        encoded = [line.encode("utf-8") for line in lines[start : start + _LINES_PER_WRITE]]
-        encoded.append(b"")
-        buffer.write(b"\n".join(encoded))
+        _write_encoded(buffer, [line.encode("utf-8")
+                                for line in lines[start : start + _LINES_PER_WRITE]])
+
+
+def _write_encoded(buffer: IO[bytes], lines: list[bytes]) -> None:
+    """Each UTF-8 line and a newline, joined a few thousand lines at a time."""
+    for start in range(0, len(lines), _LINES_PER_WRITE):
+        block = lines[start : start + _LINES_PER_WRITE]
+        block.append(b"")
+        buffer.write(b"\n".join(block))
 
 
 _value_json = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode

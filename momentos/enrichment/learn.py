@@ -27,6 +27,7 @@ import itertools
 import logging
 import pickle
 import platform
+import re
 import unicodedata
 from datetime import UTC, datetime
 from importlib import resources
@@ -52,6 +53,9 @@ _TITLE_CHARS = 300
 _DESCRIPTION_CHARS = 400
 _REASON_TERMS = 3
 _WORD_PATTERN = r"(?u)\b[^\W\d_][\w\-]+\b"
+#: ``_WORD_PATTERN``'s tokens, about 10% faster in Python's regex engine: a word boundary
+#: before a letter is the same as no word character before it.
+_WORD_RE = re.compile(r"(?<!\w)[^\W\d_][\w\-]+\b")
 _STOP = frozenset(lx.STOPWORDS_EN | {lx.deaccent(w) for w in lx.STOPWORDS_ES}) | frozenset(
     ["a", "an", "as", "at", "by", "de", "del", "el", "en", "for", "i", "in", "is", "it", "la", "las", "le", "lo", "los", "me", "mi", "my", "of", "on", "or", "so", "to", "un", "una", "we", "y"]
 )
@@ -161,6 +165,7 @@ class MomentModel:
         self._terms: list[str] | None = None  # word n-gram names, for reasons
         self._telling: list[bool] = []  # whether each may be shown as a reason
         self._char_cache: dict[str, tuple[int, ...]] = {}  # title word → its n-gram columns
+        self._pairs: dict[tuple[str, str], int] | None = None  # word bigram columns by pair
         model = pipeline.named_steps["model"]
         self.classes: list[str] = [str(c) for c in model.classes_]
         words = pipeline.named_steps["features"].transformer_list[0][1]
@@ -222,7 +227,9 @@ class MomentModel:
         parts = []
         for name, vectorizer in union.transformer_list:
             if name == "words":
-                sizes, columns = _word_columns(vectorizer, texts)
+                if self._pairs is None:
+                    self._pairs = _bigram_pairs(vectorizer.vocabulary_)
+                sizes, columns = _word_columns(vectorizer, texts, self._pairs)
             else:
                 sizes, columns = _char_columns(vectorizer, texts, self._char_cache)
             counts = _count_matrix(sizes, columns, len(vectorizer.vocabulary_),
@@ -250,25 +257,28 @@ class MomentModel:
                 not (_STOP.intersection(term.split()) or len(term) < 3) for term in self._terms
             ]
         terms, telling = self._terms, self._telling
+        # Whole-matrix lists and one negation: per row, only the sort is left to NumPy (on
+        # the same values as ``-push``, so ties fall in the same order).
+        falling = -pushes
+        values = pushes.tolist()
+        indices = words.indices.tolist()
+        heads = [f"model {c:.2f}: " for c in confidence.tolist()]
         reasons = []
         for row in range(words.shape[0]):
             start, end = bounds[row], bounds[row + 1]
-            push = pushes[start:end]
-            order = np.argsort(-push).tolist()
-            values = push.tolist()
-            idx = words.indices[start:end].tolist()
             chosen: list[str] = []
-            for j in order:
-                if values[j] <= 0 or len(chosen) == _REASON_TERMS:
+            for k in falling[start:end].argsort().tolist():
+                k += start
+                if values[k] <= 0 or len(chosen) == _REASON_TERMS:
                     break
-                if not telling[idx[j]]:
+                if not telling[indices[k]]:
                     continue
-                term = terms[idx[j]]
+                term = terms[indices[k]]
                 if any(term in other or other in term for other in chosen):
                     continue
                 chosen.append(term)
             shown = ", ".join(f"'{t}'" for t in chosen) or "no distinctive words"
-            reasons.append(f"model {confidence[row]:.2f}: {shown}")
+            reasons.append(heads[row] + shown)
         return reasons
 
     # -- persistence ------------------------------------------------------------------------------
@@ -312,12 +322,15 @@ def _fast_features_supported(union: Any) -> bool:
         return False
 
 
-def _word_columns(vectorizer: Any, texts: list[str]) -> tuple[list[int], list[int]]:
+def _word_columns(
+    vectorizer: Any, texts: list[str], pairs: dict[tuple[str, str], int] | None = None
+) -> tuple[list[int], list[int]]:
     """Per text, how many word 1- and 2-grams it has, and all their vocabulary columns in a
     row (-1 when out of vocabulary): ``analyzer="word"`` on lower-case text without accents,
-    tokens by the vectorizer's pattern."""
+    tokens by the vectorizer's pattern. ``pairs`` (``_bigram_pairs`` of the vocabulary) finds
+    a bigram by its two tokens without joining them into a new string first."""
     get = vectorizer.vocabulary_.get
-    find = vectorizer.build_tokenizer()
+    find = _WORD_RE.findall
     join = " ".join
     missing = itertools.repeat(-1)
     sizes: list[int] = []
@@ -325,9 +338,23 @@ def _word_columns(vectorizer: Any, texts: list[str]) -> tuple[list[int], list[in
     for text in texts:
         tokens = find(_strip_accents(text.lower()))
         columns.extend(map(get, tokens, missing))
-        columns.extend(map(get, map(join, itertools.pairwise(tokens)), missing))
+        if pairs is None:
+            columns.extend(map(get, map(join, itertools.pairwise(tokens)), missing))
+        else:
+            columns.extend(map(pairs.get, itertools.pairwise(tokens), missing))
         sizes.append(max(2 * len(tokens) - 1, 0))
     return sizes, columns
+
+
+def _bigram_pairs(vocabulary: dict[str, int]) -> dict[tuple[str, str], int]:
+    """The vocabulary's word bigrams keyed by their two tokens (``"a b"`` → ``("a", "b")``).
+    Tokens hold no space, so each bigram splits back into exactly its two tokens."""
+    pairs = {}
+    for term, column in vocabulary.items():
+        parts = term.split(" ")
+        if len(parts) == 2:
+            pairs[(parts[0], parts[1])] = column
+    return pairs
 
 
 def _char_columns(
@@ -372,18 +399,21 @@ def _word_char_columns(word: str, vocabulary: dict[str, int]) -> tuple[int, ...]
 
 def _count_matrix(sizes: list[int], columns: list[int], width: int, dtype: Any) -> Any:
     """The CSR count matrix ``CountVectorizer`` builds from each row's columns (-1 skipped):
-    duplicates summed, indices sorted within rows."""
+    duplicates summed, indices sorted within rows. Rows come in order, so the row pointers
+    are counted directly, without a detour through COO coordinates."""
     from scipy import sparse
 
+    n = len(sizes)
     cols = np.asarray(columns, dtype=np.int64)
-    rows = np.repeat(np.arange(len(sizes), dtype=np.int64), np.asarray(sizes, dtype=np.int64))
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.asarray(sizes, dtype=np.int64))
     keep = cols >= 0
-    matrix = sparse.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=dtype), (rows[keep], cols[keep])),
-        shape=(len(sizes), width),
-    )
-    matrix.sum_duplicates()
-    matrix.sort_indices()
+    if not keep.all():
+        cols, rows = cols[keep], rows[keep]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    matrix = sparse.csr_matrix((np.ones(len(cols), dtype=dtype), cols, indptr),
+                               shape=(n, width))
+    matrix.sum_duplicates()  # sorts each row's indices, then sums repeats
     return matrix
 
 

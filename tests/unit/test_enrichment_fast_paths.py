@@ -422,3 +422,153 @@ def test_reason_phrases_equal_one_phrase_per_cell(language: str) -> None:
                 expected[r, j] = score._phrase(name, value, bool(points[r, j] > 0), context,
                                                words, settings)
     assert got.tolist() == expected.tolist()
+
+
+def test_sentiment_tokens_equal_the_plain_tokenizer() -> None:
+    from momentos.enrichment import sentiment
+
+    plain = re.compile(sentiment._PLAIN_TOKEN_PATTERN)
+    rng = random.Random(9)
+    alphabet = ":;-()dpDP'’ \t\n.!?¿¡aé_1²ñ😡x"
+    texts = _random_texts(2000, seed=9) + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(16))) for _ in range(20_000)
+    ] + [":d", ":dx", ":-(", ";p", "don't :)", "x:(", "'';;--))", ":-", "ab':-pd", ":p'"]
+    for text in texts:
+        assert sentiment._TOKEN_RE.findall(text) == plain.findall(text), text
+
+
+def test_model_word_tokens_equal_the_vectorizer_pattern() -> None:
+    from momentos.enrichment import learn
+
+    plain = re.compile(learn._WORD_PATTERN)
+    rng = random.Random(10)
+    alphabet = "ab1_-' .é\u0301²٣Ωx\t"
+    texts = _random_texts(2000, seed=10) + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(14))) for _ in range(20_000)
+    ] + ["e-mail", "-abc", "ab-", "a--b", "_abc", "1abc", "x1", "a", "ab-", "foo_ bar2-baz",
+         "ñandú-", "q-1 -q q- -", "__init__ x_y", "a\u0301b", "αβ-γ", "٣ab ab٣"]
+    for text in texts:
+        assert learn._WORD_RE.findall(text) == plain.findall(text), text
+
+
+def test_count_matrix_equals_the_coordinate_build() -> None:
+    from scipy import sparse
+
+    from momentos.enrichment.learn import _count_matrix
+
+    rng = random.Random(11)
+    for trial in range(200):
+        sizes = [rng.choice([0, 0, 1, 2, 5, 9]) for _ in range(rng.randrange(0, 30))]
+        width = rng.choice([1, 3, 50])
+        columns = [rng.randrange(-1, width) for _ in range(sum(sizes))]
+        rows = np.repeat(np.arange(len(sizes)), sizes)
+        cols = np.asarray(columns, dtype=np.int64)
+        keep = cols >= 0
+        slow = sparse.csr_matrix(
+            (np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(len(sizes), width)
+        )
+        slow.sum_duplicates()
+        slow.sort_indices()
+        fast = _count_matrix(sizes, columns, width, np.float64)
+        assert fast.shape == slow.shape, trial
+        assert fast.has_canonical_format
+        assert np.array_equal(fast.indptr, slow.indptr), trial
+        assert np.array_equal(fast.indices, slow.indices), trial
+        assert np.array_equal(fast.data, slow.data), trial
+
+
+def test_model_reasons_equal_a_sort_per_row() -> None:
+    from momentos.enrichment.learn import _STOP
+
+    model = default_model()
+    texts = _random_texts(1500, seed=12) + [
+        "Upgrade the ERP to version 12 . The ERP needs the new version",
+        "Nueva funcionalidad: filtro por proveedor", "", "a", "de la de la",
+    ]
+    features = model._features(texts)
+    proba = model.pipeline.named_steps["model"].predict_proba(features)
+    best = proba.argmax(axis=1)
+    confidence = proba[np.arange(len(best)), best]
+    words = features[:, : model._n_words].tocsr()
+    expected = []
+    for row in range(words.shape[0]):
+        start, end = words.indptr[row], words.indptr[row + 1]
+        idx = words.indices[start:end]
+        push = words.data[start:end] * model._margin[best[row], idx]
+        chosen: list[str] = []
+        for j in np.argsort(-push):
+            term = str(model._word_names[idx[j]])
+            if push[j] <= 0 or len(chosen) == 3:
+                break
+            stop = _STOP.intersection(term.split()) or len(term) < 3
+            if stop or any(term in other or other in term for other in chosen):
+                continue
+            chosen.append(term)
+        shown = ", ".join(f"'{t}'" for t in chosen) or "no distinctive words"
+        expected.append(f"model {confidence[row]:.2f}: {shown}")
+    assert model._reasons(features, best, confidence) == expected
+
+
+_RAW_LINES = [
+    '{"id": 1, "t": "ñ 😡 \\u00e9"}',
+    "  {}  ",
+    '{"id": 3}\r',
+    "",
+    "   ",
+    '{"a": {"b": null}  }',
+    '\t{"x": "’quoted‘ – dash", "n": [1, {"k": "}"}]} ',
+    '{"id": 7, "s": "tail \\" }"}',
+]
+
+
+def test_raw_lines_read_as_bytes_are_the_text_lines_encoded(tmp_path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(_RAW_LINES).encode("utf-8") + b"\n")
+    frame, text = _read_jsonl_range(path, 0, path.stat().st_size, 1)
+    same, encoded = _read_jsonl_range(path, 0, path.stat().st_size, 1, raw_bytes=True)
+    pd.testing.assert_frame_equal(frame, same)
+    assert all(type(line) is bytes for line in encoded)
+    assert encoded == [line.encode("utf-8") for line in text]
+
+
+def test_appending_to_byte_lines_equals_appending_to_text_lines(tmp_path) -> None:
+    raw = [line.strip() for line in _RAW_LINES if line.strip()]
+    added = pd.DataFrame(
+        {
+            "moment": ["operation", None, "evolución \"x\" \\ \n", np.nan, pd.NA, "😡"],
+            "moment_confidence": [0.95, np.nan, 1e-12, float("inf"), -0.0, 0.5],
+            "experience_score": np.array([1, 2, 3, -4, 10**12, 0], dtype=np.int64),
+            "needs_review": np.array([True, False, True, False, True, False]),
+            "signals": ['{"a": 1.5}', "{}", "{}", None, '{"t": "é"}', "{}"],
+            "50%": ["%s", "%d", "%%", "", "x", "ñ"],
+        }
+    )
+    text_path, bytes_path = tmp_path / "text.jsonl", tmp_path / "bytes.jsonl"
+    for path, lines in ((text_path, raw), (bytes_path, [line.encode() for line in raw])):
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            handle.write("head\n")  # text written before must stay first
+            _write_jsonl_appended(lines, added, handle)
+            handle.write("tail\n")
+    expected = "head\n" + "\n".join(_reference_append(raw, added)) + "\n" + "tail\n"
+    assert text_path.read_text(encoding="utf-8") == expected
+    assert bytes_path.read_bytes() == expected.encode("utf-8")
+    # A handle that cannot take bytes gets the same text.
+    handle = io.StringIO()
+    _write_jsonl_appended([line.encode() for line in raw], added, handle)
+    assert handle.getvalue() == "\n".join(_reference_append(raw, added)) + "\n"
+
+
+def test_bigram_columns_by_token_pair_equal_the_joined_lookup() -> None:
+    from momentos.enrichment.learn import _bigram_pairs, _word_columns
+
+    model = default_model()
+    words = model.pipeline.named_steps["features"].transformer_list[0][1]
+    texts = _random_texts(2000, seed=13) + [
+        "Upgrade the ERP to the new version", "nueva funcionalidad nueva funcionalidad", "", "a b",
+    ]
+    # Every bigram of the vocabulary, as a text of its own, so that hits are tested too.
+    texts += [term for term in words.vocabulary_ if " " in term]
+    joined = _word_columns(words, texts)
+    by_pair = _word_columns(words, texts, _bigram_pairs(words.vocabulary_))
+    assert by_pair == joined
+    assert sum(column >= 0 for column in joined[1]) > len(texts)
