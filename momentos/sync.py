@@ -450,7 +450,9 @@ class SyncEngine:
             # With a request budget, each page commits on its own: a batch that needs more
             # requests than the budget allows would never commit, and no run would progress.
             batch = BATCH_ITEMS if settings.max_requests is None else 0
+            pages = 0
             for page in batch_pages(connector.pull(stream, since, start), batch, self.stop_requested):
+                pages += 1
                 total = page.total if page.total is not None else total
                 processed += len(page.items) + len(page.rejected)
                 self._process_page(
@@ -460,6 +462,9 @@ class SyncEngine:
                 if self.stop_requested():
                     log.info("%s: stop requested; committed through page", settings.name)
                     break
+            else:
+                if pages and not dry_run:
+                    self._window_read(settings, stream, start)
             processed += skipped[0]
             if total is not None and processed < total:
                 log.warning(
@@ -467,6 +472,19 @@ class SyncEngine:
                     "(ACLs can hide records from the integration user)",
                     settings.name, stream, total, processed,
                 )
+
+    def _window_read(self, settings: SourceSettings, stream: str, start: datetime) -> None:
+        """The stream's whole window up to the run's start was read and processed: the next
+        run need not start before ``start - overlap_seconds``.
+
+        The last page's cursor is the newest record, which after a large write is often our
+        own last write, long before the start in a quiet stream. Resuming from it, every later
+        run re-read the last ``overlap_seconds`` of that write burst (on a million items,
+        hundreds of pages a run) until a newer change came. The overlap still covers what it
+        is for: records that became visible late, or a platform clock up to ``overlap_seconds``
+        ahead of this host's. The watermark only moves forward."""
+        mark = Watermark(start - timedelta(seconds=settings.overlap_seconds), "")
+        self.state.commit_page(settings.name, stream, [], [], [], {}, mark)
 
     def _known_lookup(
         self, source: str, skipped: list[int]

@@ -228,3 +228,46 @@ def test_unauthorized_and_forbidden_fail_fast_with_an_admin_message(
     assert refused.requests == {"read": 1, "write": 0}
     assert "HTTP 401" in refused.error and "check the user name and password" in refused.error
     assert _stats(server)["writes"] == {}
+
+
+def test_a_run_that_read_its_whole_window_resumes_from_its_own_start(
+    sn_server_factory: Any, sn_config_factory: Any
+) -> None:
+    """After a sync that wrote every record, the next run pages over those writes (versions it
+    knows) and then resumes from its own start minus the overlap, not from the last write it
+    met: later runs do not page over the write burst again. A person's edit made after that
+    is still picked up."""
+    import time
+
+    from momentos.sandbox.world import HUMAN_USER
+
+    server = sn_server_factory()
+    config = sn_config_factory(server, state="window.db", overlap_seconds=1)
+    tables = config.sources[0].tables
+    assert _sync(config, now=None).sources["servicenow"].written > 0
+    time.sleep(1.1)
+    start = datetime.now(UTC)
+    settle = _sync(config, now=start).sources["servicenow"]
+    assert settle.pulled == settle.written == 0
+    state = StateStore(config.state_url)
+    try:
+        marks = {t.name: state.watermark("servicenow", t.name) for t in tables}
+    finally:
+        state.close()
+    # Every table had records in the window (the first sync's writes): each resumes from the
+    # settle's start less the 1 s overlap, past every write the first sync made.
+    last_write = max(r["sys_updated_on"] for r in _records(server).values())
+    for name, mark in marks.items():
+        assert mark is not None, name
+        assert abs((mark.updated - start).total_seconds() + 1) < 0.01, (name, mark)
+        assert mark.updated.strftime("%Y-%m-%d %H:%M:%S") >= last_write
+    time.sleep(1.1)
+    record = next(r for r in _records(server, "incident").values())
+    edit = requests.patch(
+        f"{server.url}/api/now/table/incident/{record['sys_id']}", auth=(HUMAN_USER, server.human_password),
+        json={"comments": "Sigue sin funcionar, ¿alguna novedad?"}, timeout=10,
+    )
+    assert edit.status_code == 200
+    time.sleep(1.1)
+    after = _sync(config, now=None).sources["servicenow"]
+    assert after.pulled == 1 and not after.error
