@@ -49,8 +49,6 @@ REPORT_COLUMNS = (
     "sentiment", "experience_score", "experience_level", "experience_reasons", "signals",
     "sla_breached", "survey_score", "language", "requester", "category", "caused_by",
 )
-#: What enrichment reads of the instance history (``enrich(context=...)``): enough for the
-#: cross-item signals (typical durations, repeat contact, incidents caused by a change).
 #: Pages are joined into batches of at least this many records before they are enriched,
 #: written and committed (see ``batch_pages``).
 BATCH_ITEMS = 1000
@@ -58,6 +56,8 @@ BATCH_ITEMS = 1000
 #: The state mark naming the stream where the last run's request budget ran out.
 BUDGET_MARK = "budget_stream"
 
+#: What enrichment reads of the instance history (``enrich(context=...)``): enough for the
+#: cross-item signals (typical durations, repeat contact, incidents caused by a change).
 CONTEXT_COLUMNS = (
     "id", "key", "source", "kind", "priority", "moment", "created", "resolved", "requester",
     "service", "category", "caused_by", "first_response_hours",
@@ -463,7 +463,7 @@ class SyncEngine:
                     log.info("%s: stop requested; committed through page", settings.name)
                     break
             else:
-                if pages and not dry_run:
+                if pages and self._writes_state:
                     self._window_read(settings, stream, start)
             processed += skipped[0]
             if total is not None and processed < total:
