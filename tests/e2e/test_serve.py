@@ -86,6 +86,11 @@ def test_five_one_minute_cycles_never_overlap(tmp_path):
     with start_sandbox(items=150, seed=4) as box:
         config = sandbox_config(box, state_url=f"sqlite:///{tmp_path / 's.db'}", report_out=str(tmp_path / "r"))
         config["schedule"] = {"misfire_grace_s": 30, "jobs": [{"name": "every-minute", "type": "sync", "cron": "* * * * *"}]}
+        # The slowed first run must last between one and two ticks: Jira writes one at a time,
+        # so its length follows the request count (concurrent writes would shorten it).
+        for source in config["sources"]:
+            if source["type"] == "jira":
+                source["write_workers"] = 1
         path = write_config(config, tmp_path / "m.yaml")
         env = {**os.environ, SANDBOX_PASSWORD_ENV: box.password}
         slow = {"delay_rate": 1.0, "delay_s": 0.75}
