@@ -325,7 +325,7 @@ class StateStore:
                 conn.execute(insert(items), [{**r, "source": source, "processed_at": now} for r in rows])
             if writes_ok:
                 self._upsert_written(conn, source, writes_ok, now)
-                self._delete_pending(conn, source, [(i, f) for i, f, _ in writes_ok])
+                self._delete_keys(conn, pending_writes, source, [(i, f) for i, f, _ in writes_ok])
             for pw in writes_failed:
                 error, retriable = failed_errors.get((pw.item_id, pw.field), ("", True))
                 self._upsert_pending(conn, pw, error, retriable, now)
@@ -395,9 +395,6 @@ class StateStore:
                     )
                 )
 
-    def _delete_pending(self, conn: Any, source: str, keys: list[tuple[str, str]]) -> None:
-        self._delete_keys(conn, pending_writes, source, keys)
-
     def _upsert_pending(self, conn: Any, pw: PendingWrite, error: str, retriable: bool, now: datetime) -> None:
         attempts = pw.attempts + 1
         permanent = (not retriable) or attempts >= MAX_ATTEMPTS
@@ -450,7 +447,7 @@ class StateStore:
     def drop_pending(self, source: str, keys: Iterable[tuple[str, str]]) -> None:
         keys = list(keys)
         with self.engine.begin() as conn:
-            self._delete_pending(conn, source, keys)
+            self._delete_keys(conn, pending_writes, source, keys)
 
     def record_written(self, source: str, values: list[tuple[str, str, str | None]]) -> None:
         now = _utcnow()

@@ -143,7 +143,7 @@ def one(num: dict[str, Any], den: dict[str, Any], label: str) -> str:
     verdict = "PASS" if ratio <= 1.1 else "FAIL"
 
     def written(p: dict[str, Any]) -> str:
-        sources = (p.get("summary") or {}).get("sources") or {}
+        sources = _sources(p)
         return f"{sum(s.get('written', 0) for s in sources.values()):,}" if sources else "?"
 
     # A sync of just these items, made at the same moment on the same state, writes exactly
@@ -159,9 +159,14 @@ def one(num: dict[str, Any], den: dict[str, Any], label: str) -> str:
             f"With the reference's reads and the same writes: {same:.2f}x")
 
 
+def _sources(p: dict[str, Any]) -> dict[str, Any]:
+    """A phase's ``sync --json`` summary by source (empty when the run printed none)."""
+    return (p.get("summary") or {}).get("sources") or {}
+
+
 def by_source(p: dict[str, Any]) -> str:
     """Items written per source, e.g. 'servicenow 4,101, jira 2,679'."""
-    sources = (p.get("summary") or {}).get("sources") or {}
+    sources = _sources(p)
     return ", ".join(f"{name} {s.get('written', 0):,}" for name, s in sources.items()) or "?"
 
 
