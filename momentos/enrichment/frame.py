@@ -704,14 +704,50 @@ def _worker_init() -> None:
     mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
-def _worker_job(args: tuple[Any, ...]) -> tuple[int, str]:
-    """One byte range in a worker process, written to its own part file."""
+def _worker_job(args: tuple[Any, ...]) -> tuple[int, str | int, int]:
+    """One byte range in a worker process, written to its own part: a part file (a path), or
+    one of the memory files made before the workers were forked (a slot number).
+
+    Returns the rows, the part, and the part's size in bytes."""
     path, start, stop, first_line, part, job = args
     if job is None:
         job = _FORKED_JOB
+    if isinstance(part, int):
+        fd = _FORKED_SLOTS[part]
+        os.lseek(fd, 0, os.SEEK_SET)  # the slot's earlier contents are overwritten in place
+        with os.fdopen(os.dup(fd), "w", encoding="utf-8", newline="") as handle:
+            rows = _enrich_jsonl_range(Path(path), start, stop, first_line, handle, job)
+        return rows, part, os.lseek(fd, 0, os.SEEK_CUR)
     with Path(part).open("w", encoding="utf-8", newline="") as handle:
         rows = _enrich_jsonl_range(Path(path), start, stop, first_line, handle, job)
-    return rows, part
+    return rows, part, Path(part).stat().st_size
+
+
+#: Memory files the forked workers write their parts to (``_memory_slots``).
+_FORKED_SLOTS: list[int] = []
+
+
+def _memory_slots(count: int) -> list[int] | None:
+    """``count`` anonymous memory files (Linux ``memfd_create``), or ``None`` where there are
+    none.
+
+    A part written to a file beside the output is written to disk once as a part and once
+    more as the output: for a million items, 4 GB of dirty pages instead of 2, which cost about
+    8 s of a 75 s run. A memory file never goes to disk, and the kernel frees it when the last
+    process holding it exits, even after a ``kill -9``. Each slot holds one part (a few tens
+    of megabytes) and is reused once its part has been appended."""
+    create = getattr(os, "memfd_create", None)
+    if create is None:
+        return None
+    slots: list[int] = []
+    try:
+        for n in range(count):
+            slots.append(create(f"momentos-enrich-{n}", getattr(os, "MFD_CLOEXEC", 0)))
+    except OSError:
+        for fd in slots:
+            os.close(fd)
+        return None
+    return slots
 
 
 def _enrich_jsonl_parallel(
@@ -726,12 +762,15 @@ def _enrich_jsonl_parallel(
 
     if job[3] is None:
         default_model()  # trained once here; forked workers inherit it
-    global _FORKED_JOB
+    global _FORKED_JOB, _FORKED_SLOTS
     methods = multiprocessing.get_all_start_methods()
     forked = "fork" in methods
     context = multiprocessing.get_context("fork" if forked else "spawn")
+    in_flight = 2 * workers  # at most two ranges per worker: memory stays flat on huge files
+    slots = _memory_slots(in_flight) if forked else None
     if forked:
         _FORKED_JOB = job
+        _FORKED_SLOTS = slots or []
     parts: list[Path] = []
     rows = 0
     # What the workers inherit (modules, the model) lives as long as they do: frozen, the
@@ -745,56 +784,75 @@ def _enrich_jsonl_parallel(
             pending = []
             queue = iter(ranges)
             more = True
-            # At most two ranges per worker in flight: memory stays flat on huge files.
+            submitted = 0
             while more or pending:
-                while more and len(pending) < 2 * workers:
+                # A slot is reused only after its part was appended: at most ``in_flight``
+                # ranges are pending, and the oldest is appended before the next is sent.
+                while more and len(pending) < in_flight:
                     found = next(queue, None)
                     if found is None:
                         more = False
                         break
                     start, stop, first_line = found
-                    part = partial.with_name(f"{partial.name}.{len(parts):05d}")
-                    parts.append(part)
+                    part: str | int
+                    if slots:
+                        part = submitted % in_flight
+                    else:
+                        path = partial.with_name(f"{partial.name}.{len(parts):05d}")
+                        parts.append(path)
+                        part = str(path)
+                    submitted += 1
                     pending.append(pool.submit(
                         _worker_job,
-                        (str(source), start, stop, first_line, str(part),
-                         None if forked else job),
+                        (str(source), start, stop, first_line, part, None if forked else job),
                     ))
                 if not pending:
                     break
-                count, part_name = pending.pop(0).result()
+                count, done, size = pending.pop(0).result()
                 rows += count
-                _append_file(Path(part_name), out)
-                Path(part_name).unlink()
+                if isinstance(done, int):
+                    _append_fd(slots[done], size, out)  # type: ignore[index]
+                else:
+                    _append_file(Path(done), out)
+                    Path(done).unlink()
     finally:
         _FORKED_JOB = None
+        _FORKED_SLOTS = []
         gc.unfreeze()
-        for part in parts:
-            part.unlink(missing_ok=True)
+        for fd in slots or ():
+            os.close(fd)
+        for path in parts:
+            path.unlink(missing_ok=True)
     return rows
 
 
 def _append_file(path: Path, out: IO[bytes]) -> None:
-    """Append the file at ``path`` to the unbuffered ``out``, in the kernel where it can
-    (``os.sendfile``): the parts of a big output are gigabytes that need not pass through
-    Python's buffers."""
-    import shutil
-
+    """Append the file at ``path`` to the unbuffered ``out`` (``_append_fd``)."""
     with path.open("rb") as piece:
-        size = os.fstat(piece.fileno()).st_size
-        sent = 0
-        sendfile = getattr(os, "sendfile", None)
-        if sendfile is not None:
-            try:
-                while sent < size:
-                    done = sendfile(out.fileno(), piece.fileno(), sent, size - sent)
-                    if not done:
-                        break
-                    sent += done
-            except OSError:  # not for these files here: the rest goes the plain way
-                pass
-        piece.seek(sent)
-        shutil.copyfileobj(piece, out, 1 << 20)
+        _append_fd(piece.fileno(), os.fstat(piece.fileno()).st_size, out)
+
+
+def _append_fd(fd: int, size: int, out: IO[bytes]) -> None:
+    """Append the first ``size`` bytes of the file open as ``fd`` to the unbuffered ``out``,
+    in the kernel where it can (``os.sendfile``): the parts of a big output are gigabytes that
+    need not pass through Python's buffers."""
+    sent = 0
+    sendfile = getattr(os, "sendfile", None)
+    if sendfile is not None:
+        try:
+            while sent < size:
+                done = sendfile(out.fileno(), fd, sent, size - sent)
+                if not done:
+                    break
+                sent += done
+        except OSError:  # not for these files here: the rest goes the plain way
+            pass
+    while sent < size:
+        block = os.pread(fd, min(1 << 20, size - sent), sent)
+        if not block:
+            raise OSError(f"part ended after {sent} of {size} bytes")
+        out.write(block)
+        sent += len(block)
 
 
 def _header_only(path: Path) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import json
 import math
 import random
 import re
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,15 @@ import pytest
 
 from momentos.enrichment import lexicon as lx
 from momentos.enrichment import signals
-from momentos.enrichment.frame import _read_jsonl_range, _write_jsonl_appended, to_json_text
+from momentos.enrichment.frame import (
+    _read_jsonl_range,
+    _write_jsonl_appended,
+    enrich_file,
+    to_json_text,
+)
 from momentos.enrichment.learn import _strip_accents, default_model
 
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
 _ALPHABET = "aábcdeéfghiíjklmnñoópqrstuúüvwxyz ÁÉÑ.?¿!-_'’1234567890\t\u00a0ﬁ²"
 
 
@@ -278,6 +285,48 @@ def test_parts_are_appended_byte_for_byte(tmp_path) -> None:
             part.write_bytes(blob)
             _append_file(part, out)
     assert out_path.read_bytes() == b"".join(parts)
+
+
+def test_only_the_given_size_of_a_reused_part_is_appended(tmp_path) -> None:
+    from momentos.enrichment.frame import _append_fd
+
+    out_path = tmp_path / "out"
+    with (tmp_path / "slot").open("w+b") as slot, out_path.open("wb", buffering=0) as out:
+        slot.write(b"a long first part\n" * 1000)
+        slot.flush()
+        _append_fd(slot.fileno(), 18 * 1000, out)
+        slot.seek(0)
+        slot.write(b"short\n")  # the slot still holds the first part's tail after this
+        slot.flush()
+        _append_fd(slot.fileno(), 6, out)
+    assert out_path.read_bytes() == b"a long first part\n" * 1000 + b"short\n"
+
+
+@pytest.mark.parametrize("memory_slots", [True, False])
+def test_parallel_parts_reused_many_times_give_the_one_process_output(
+    tmp_path, monkeypatch, memory_slots: bool
+) -> None:
+    """Ten ranges through four slots (or part files where memory files are missing), with
+    long lines first so a reused slot always held a bigger part before."""
+    from momentos.enrichment import frame as frame_module
+
+    if not memory_slots:
+        monkeypatch.setattr(frame_module, "_memory_slots", lambda count: None)
+    lines = [
+        json.dumps({"id": f"{i:03d}", "title": "VPN caída " + "x" * (400 - 20 * i),
+                    "description": "no funciona, ¿alguna novedad?"}, ensure_ascii=False)
+        for i in range(20)
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    assert enrich_file(source, one, now=NOW, workers=1) == 20
+    assert enrich_file(source, many, now=NOW, chunk_rows=2, workers=2) == 20
+    assert many.read_bytes() == one.read_bytes()
+    assert [json.loads(line)["id"] for line in many.read_text("utf-8").splitlines()] == [
+        f"{i:03d}" for i in range(20)
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "many.jsonl", "one.jsonl"]
 
 
 @pytest.mark.parametrize("kind", [float, int, bool])
