@@ -153,6 +153,72 @@ def stats_delta(before: dict, after: dict) -> dict[str, dict[str, int]]:
     return out
 
 
+def what_was_rewritten(before: Path, after: Path) -> dict[str, Any]:
+    """Why a step wrote: for each item momentos wrote again between two copies of the state
+    store, which parts of its written values differ (``--why``).
+
+    ``signals`` is "level: reasons | name=value ...": the level, the reasons, and each signal
+    are counted apart, and reasons that differ only in their figures ("1.7x the usual",
+    "usual: 18 min", which come from the instance history) are counted as such."""
+    import re
+    import sqlite3
+
+    def load(path: Path) -> dict[tuple[str, str, str], tuple[str, str]]:
+        with sqlite3.connect(path) as db:
+            return {(s, i, f): (v or "", str(w)) for s, i, f, v, w in
+                    db.execute("select source, item_id, field, value, written_at from written")}
+
+    def parse(text: str) -> tuple[str, str, dict[str, str]]:
+        head, _, tail = text.partition(" | ")
+        level, _, reasons = head.partition(": ")
+        return level, reasons, dict(p.split("=", 1) for p in tail.split() if "=" in p)
+
+    old, new = load(before), load(after)
+    items: dict[str, set[str]] = {}
+    parts: dict[str, int] = {}
+    only_history: dict[str, int] = {}
+    digits = re.compile(r"\d+(?:\.\d+)?")
+    per_item: dict[tuple[str, str], set[str]] = {}
+    for key, (value, at) in new.items():
+        if key not in old or old[key][1] == at:
+            continue
+        source, item, field = key
+        items.setdefault(source, set()).add(item)
+        changed = per_item.setdefault((source, item), set())
+        if field != "signals":
+            changed.add(field)
+            continue
+        level0, reasons0, values0 = parse(old[key][0])
+        level1, reasons1, values1 = parse(value)
+        if level0 != level1:
+            changed.add("level")
+        if reasons0 != reasons1:
+            same_words = digits.sub("#", reasons0) == digits.sub("#", reasons1)
+            changed.add("reasons (figures only)" if same_words else "reasons (wording)")
+        changed.update(f"signal {n}" for n in set(values0) | set(values1)
+                       if values0.get(n) != values1.get(n))
+    for (source, _), changed in per_item.items():
+        for name in changed:
+            parts[name] = parts.get(name, 0) + 1
+        if changed <= {"score", "reasons (figures only)"}:
+            only_history[source] = only_history.get(source, 0) + 1
+    return {
+        "items": {source: len(ids) for source, ids in items.items()},
+        "parts": dict(sorted(parts.items(), key=lambda kv: -kv[1])),
+        "only_reason_figures_or_score": only_history,
+    }
+
+
+def copy_state(tmp: Path, name: str) -> Path:
+    """A consistent copy of the benchmark's SQLite state store (``--why``)."""
+    import sqlite3
+
+    target = tmp / name
+    with sqlite3.connect(tmp / "state.db") as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
+
+
 def write_config(box: SandboxProcess, tmp: Path, writeback: bool = True, nudges: bool = True
                  ) -> Path:
     """The demo's config (both platforms, nudges on), with this sandbox's URLs."""
@@ -294,7 +360,7 @@ def change_items(box: SandboxProcess, share: float, seed: int, everyone: list[tu
 # --- one world ------------------------------------------------------------------------------------
 def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, workdir: Path,
               seeded: bool = False, warmup: int = 0, overlap_s: float = 120.0,
-              age_s: float = 0.0) -> dict[str, Any]:
+              age_s: float = 0.0, why: bool = False) -> dict[str, Any]:
     """One world: first sync, settle, then one (change, incremental) step per share.
 
     ``warmup`` > 0: before the measured steps, wait until the overlap window (``overlap_s``,
@@ -308,6 +374,9 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
     incremental syncs run with writeback on. Nudges are off in every phase of this protocol
     (notes posted by a first sync would be echoed by the next one). Used where the full first sync cannot finish in
     the time available; its figures are labelled as such.
+
+    ``why``: copy the state store before each measured step and record what the step wrote
+    again and why (``what_was_rewritten``).
     """
     tmp = Path(tempfile.mkdtemp(prefix=f"e2e-{items}-", dir=workdir))
     log(f"world {items} items, seed {seed}, change shares {shares}, seeded={seeded}: "
@@ -357,6 +426,7 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
                 log(f"waiting {wait:.0f}s so the changes come {age_s:.0f}s after the first sync began")
                 time.sleep(wait)
         for step, share in enumerate(shares, 1):
+            snapshot = copy_state(tmp, "before.db") if why else None
             before = box.stats()
             change = change_items(box, share, seed * 1000 + step, everyone)
             change["server_by_endpoint"] = stats_delta(before, box.stats())
@@ -366,6 +436,10 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
             row = run_sync(box, config, f"incremental{step}", change["changed"], log_path)
             row["share"] = share
             result["phases"].append(row)
+            if snapshot is not None:
+                change["rewritten"] = what_was_rewritten(snapshot, tmp / "state.db")
+                snapshot.unlink()
+                log(f"    rewritten: {change['rewritten']}")
         result["state_db_mb"] = round((tmp / "state.db").stat().st_size / 2**20, 1)
     finally:
         box.stop()
@@ -394,6 +468,9 @@ def main() -> int:
     parser.add_argument("--age", type=float, default=0.0,
                         help="seconds after the first sync began before the measured change steps "
                              "(a small reference world given a big world's delay); 0 = at once")
+    parser.add_argument("--why", action="store_true",
+                        help="record which written values each measured step changed, and why "
+                             "(copies the SQLite state store before each step)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--jira-flavor", default="cloud", choices=["cloud", "datacenter"])
     parser.add_argument("--out", type=Path, default=Path("e2e-results.json"))
@@ -407,7 +484,8 @@ def main() -> int:
     log(f"machine {doc['machine']}; load {loadavg()}")
     for items, shares in runs:
         doc["runs"].append(run_world(items, shares, args.seed, args.jira_flavor, args.workdir,
-                                     seeded=args.seeded, warmup=args.warmup, age_s=args.age))
+                                     seeded=args.seeded, warmup=args.warmup, age_s=args.age,
+                                     why=args.why))
         doc["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         args.out.write_text(json.dumps(doc, indent=1))  # after every world: partial results survive
     log(f"results in {args.out}")
