@@ -164,7 +164,40 @@ def test_reading_json_lines_with_the_scanner_equals_json_loads(tmp_path) -> None
     assert raw == [line.strip() for line in lines if line.strip()]
 
 
-@pytest.mark.parametrize("line", ['{"id": 1} {"id": 2}', "{nope}", '{"id": 1', "[1, 2]"])
+def test_orjson_reads_every_line_as_json_does(tmp_path, monkeypatch) -> None:
+    """The fast reader (orjson) against ``json`` on the lines where the two could differ:
+    integers beyond 64 bits, NaN and Infinity, lone surrogates, duplicate keys, long floats,
+    deep nesting, whitespace and carriage returns."""
+    from momentos.enrichment import frame as frame_module
+
+    lines = [
+        '{"id": 1, "big": 123456789012345678901234567890, "neg": -9223372036854775809}',
+        '{"id": 2, "u64": 18446744073709551615, "i": -9223372036854775808, "t": "ref 12345678901234567890"}',
+        '{"id": 3, "nan": NaN, "inf": -Infinity}',
+        '{"id": 4, "s": "\\ud800 lone", "e": "\\u00e9\\n"}',
+        '{"id": 5, "id": 6, "f": 0.30000000000000004, "g": 1e-320, "h": 1.7976931348623157e308}',
+        '{"id": 7, "deep": ' + "[" * 500 + "]" * 500 + "}",
+        '  {"id": 8, "x": [ ]}  \r',
+        "",
+        '{"id": 9, "😡": "ñ"}',
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    size = path.stat().st_size
+    fast = [_read_jsonl_range(path, 0, size, 1, raw_bytes=b) for b in (False, True)]
+    monkeypatch.setattr(frame_module, "_fast_loads", None)
+    plain = [_read_jsonl_range(path, 0, size, 1, raw_bytes=b) for b in (False, True)]
+    for (frame, raw), (reference, reference_raw) in zip(fast, plain):
+        assert raw == reference_raw
+        assert frame.columns.tolist() == reference.columns.tolist()
+        for name in reference.columns:
+            got, want = frame[name].tolist(), reference[name].tolist()
+            assert repr(got) == repr(want), name  # repr: NaN equals NaN, 1 differs from 1.0
+    assert fast[0][0]["big"].iloc[0] == 123456789012345678901234567890
+
+
+@pytest.mark.parametrize("line", ['{"id": 1} {"id": 2}', "{nope}", '{"id": 1', "[1, 2]",
+                                  '{"deep": ' + "[" * 100_000 + "]" * 100_000 + "}"])
 def test_bad_lines_still_name_their_line(tmp_path, line: str) -> None:
     from momentos.enrichment.frame import TableFormatError
 
