@@ -244,15 +244,17 @@ def write_config(box: SandboxProcess, tmp: Path, writeback: bool = True, nudges:
 
 
 # --- one sync phase ----------------------------------------------------------------------------
-def run_sync(box: SandboxProcess, config: Path, phase: str, items: int, log_path: Path
-             ) -> dict[str, Any]:
-    """``momentos sync --json`` in its own process, measured from outside."""
+def run_sync(box: SandboxProcess, config: Path, phase: str, items: int, log_path: Path,
+             full: bool = False) -> dict[str, Any]:
+    """``momentos sync --json`` (``--full`` with ``full``) in its own process, measured from
+    outside."""
     env = dict(os.environ, **{PASSWORD_ENV: box.ready["password"]})
     before = box.stats()
     sb_cpu0 = proc_cpu_s(box.pid)
     t0 = time.perf_counter()
     with LoadSampler() as load, open(log_path, "ab") as err:
-        proc = subprocess.Popen([momentos_bin(), "sync", "--config", str(config), "--json"],
+        command = [momentos_bin(), "sync", "--config", str(config), "--json"]
+        proc = subprocess.Popen(command + ["--full"] if full else command,
                                 stdout=subprocess.PIPE, stderr=err, env=env)
         reader = threading.Thread(target=lambda: setattr(proc, "_out", proc.stdout.read()))
         reader.start()
@@ -360,7 +362,7 @@ def change_items(box: SandboxProcess, share: float, seed: int, everyone: list[tu
 # --- one world ------------------------------------------------------------------------------------
 def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, workdir: Path,
               seeded: bool = False, warmup: int = 0, overlap_s: float = 120.0,
-              age_s: float = 0.0, why: bool = False) -> dict[str, Any]:
+              age_s: float = 0.0, why: bool = False, resync: bool = False) -> dict[str, Any]:
     """One world: first sync, settle, then one (change, incremental) step per share.
 
     ``warmup`` > 0: before the measured steps, wait until the overlap window (``overlap_s``,
@@ -374,6 +376,10 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
     incremental syncs run with writeback on. Nudges are off in every phase of this protocol
     (notes posted by a first sync would be echoed by the next one). Used where the full first sync cannot finish in
     the time available; its figures are labelled as such.
+
+    ``resync``: after the settle, one ``sync --full`` (phase ``resync``), as an admin would run
+    once after the first sync of a big instance: the first sync compared its early items with
+    the history read so far, and the resync rewrites the values that the whole history changes.
 
     ``why``: copy the state store before each measured step and record what the step wrote
     again and why (``what_was_rewritten``).
@@ -401,6 +407,8 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
         result["age_s"] = age_s
         result["phases"].append(run_sync(box, first_config, "first", items, log_path))
         result["phases"].append(run_sync(box, config, "settle", items, log_path))
+        if resync:
+            result["phases"].append(run_sync(box, config, "resync", items, log_path, full=True))
         settled = time.perf_counter()
         everyone = population(box)
         if warmup:
@@ -468,6 +476,8 @@ def main() -> int:
     parser.add_argument("--age", type=float, default=0.0,
                         help="seconds after the first sync began before the measured change steps "
                              "(a small reference world given a big world's delay); 0 = at once")
+    parser.add_argument("--resync", action="store_true",
+                        help="run one 'sync --full' after the settle (see run_world)")
     parser.add_argument("--why", action="store_true",
                         help="record which written values each measured step changed, and why "
                              "(copies the SQLite state store before each step)")
@@ -485,7 +495,7 @@ def main() -> int:
     for items, shares in runs:
         doc["runs"].append(run_world(items, shares, args.seed, args.jira_flavor, args.workdir,
                                      seeded=args.seeded, warmup=args.warmup, age_s=args.age,
-                                     why=args.why))
+                                     why=args.why, resync=args.resync))
         doc["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         args.out.write_text(json.dumps(doc, indent=1))  # after every world: partial results survive
     log(f"results in {args.out}")
