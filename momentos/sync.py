@@ -438,6 +438,10 @@ class SyncEngine:
             # streams already caught up do not spend the budget before it every run.
             at = streams.index(resume)
             streams = streams[at:] + streams[:at]
+        # A first sync of more than one batch compares its early items with the part of the
+        # history read before them: say how to settle them once it is done.
+        first = not full and all(self.state.watermark(settings.name, s) is None for s in streams)
+        batches = 0
         for stream in streams:
             if self.stop_requested():
                 break
@@ -465,6 +469,7 @@ class SyncEngine:
             else:
                 if pages and self._writes_state:
                     self._window_read(settings, stream, start)
+            batches += pages
             processed += skipped[0]
             if total is not None and processed < total:
                 log.warning(
@@ -472,6 +477,14 @@ class SyncEngine:
                     "(ACLs can hide records from the integration user)",
                     settings.name, stream, total, processed,
                 )
+        if first and batches > 1 and self._writes_state and not self.stop_requested():
+            log.info(
+                "%s: first sync done (%d items in %d batches). The items of its early batches "
+                "were compared with the part of the history read before them (typical "
+                "durations, repeat contacts, caused incidents): run `momentos sync --full` "
+                "once to settle their values (docs/DEPLOYMENT.md)",
+                settings.name, summary.enriched, batches,
+            )
 
     def _window_read(self, settings: SourceSettings, stream: str, start: datetime) -> None:
         """The stream's whole window up to the run's start was read and processed: the next

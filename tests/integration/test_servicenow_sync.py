@@ -79,6 +79,23 @@ def test_sync_writes_each_record_once_and_a_resync_is_quiet(
         before = after
 
 
+def test_a_first_sync_of_several_batches_says_how_to_settle_its_values(
+    sn_server_factory: Any, sn_config_factory: Any, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("momentos.sync.BATCH_ITEMS", 20)
+    server = sn_server_factory()
+    config = sn_config_factory(server, state="settle.db")
+    with caplog.at_level(logging.INFO, logger="momentos.sync"):
+        first = _sync(config, now=None).sources["servicenow"]
+    assert first.enriched > 40
+    assert re.search(r"first sync done \(\d+ items in \d+ batches\).*sync --full", caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="momentos.sync"):
+        _sync(config, now=None)
+    assert "first sync done" not in caplog.text
+
+
 def test_500_records_sharing_one_second_are_synced_exactly_once(
     sn_server_factory: Any, sn_config_factory: Any, big_world: World
 ) -> None:
