@@ -81,7 +81,7 @@ def phase_table(worlds: list[dict[str, Any]]) -> str:
             "| sandbox RSS MB | load (1-min, mean) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for w in worlds:
-        proto = "seeded" if w["protocol"].startswith("seeded") else "full"
+        proto = kind(w)
         st = w.get("sandbox_startup")
         if st:
             lines.append(f"| {w['items']:,} | {proto} | sandbox start | {w['items']:,} | {fmt(st['wall_s'])} "
@@ -99,12 +99,45 @@ def phase_table(worlds: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def kind(world: dict[str, Any]) -> str:
+    """``full``, ``resync`` (full, plus one ``sync --full`` after the settle) or ``seeded``."""
+    if world["protocol"].startswith("seeded"):
+        return "seeded"
+    return "resync" if any(p["phase"] == "resync" for p in world["phases"]) else "full"
+
+
+def why_table(worlds: list[dict[str, Any]]) -> str:
+    """Per measured change step recorded with ``--why``: how many changed items each source
+    wrote again, and what differed in their written values."""
+    head = ("| world | protocol | changed (ServiceNow / Jira) | written again (ServiceNow / Jira) "
+            "| share written again (ServiceNow / Jira) | what differed (items) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for w in worlds:
+        for change in w.get("changes", []):
+            why = change.get("rewritten")
+            if not why:
+                continue
+            changed = change.get("by_platform", {})
+            again = why.get("items", {})
+            shares = " / ".join(
+                f"{again.get(s, 0) / changed[s]:.0%}" if changed.get(s) else "—"
+                for s in ("servicenow", "jira")
+            )
+            parts = ", ".join(f"{name} {n:,}" for name, n in list(why.get("parts", {}).items())[:6])
+            lines.append(
+                f"| {w['items']:,} | {kind(w)} | {changed.get('servicenow', 0):,} / "
+                f"{changed.get('jira', 0):,} | {again.get('servicenow', 0):,} / "
+                f"{again.get('jira', 0):,} | {shares} | {parts} |"
+            )
+    return "\n".join(lines)
+
+
 def incrementals(worlds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for w in worlds:
         for p in w["phases"]:
             if p["phase"].startswith("incremental"):
-                out.append({"world": w["items"], "protocol": w["protocol"],
+                out.append({"world": w["items"], "protocol": kind(w),
                             "age_s": w.get("age_s") or 0.0, **p})
     return out
 
@@ -115,7 +148,7 @@ def growth_table(worlds: list[dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for p in incrementals(worlds):
         n = max(p["items"], 1)
-        proto = "seeded" if p["protocol"].startswith("seeded") else "full"
+        proto = p["protocol"]
         lines.append(
             f"| {p['world']:,} | {proto} | {p['phase']} | {p['items']:,} | {p['items'] / p['world']:.0%} "
             f"| {p['requests']:,} | {p['requests'] / n:.3f} | {p['reads']:,} | {p['writes']:,} "
@@ -129,7 +162,7 @@ def check(worlds: list[dict[str, Any]], big: int, changed: int, protocol: str) -
     world of exactly ``changed`` items, all changed); same protocol on both sides."""
     def find(world: int, n: int) -> list[dict[str, Any]]:
         return [p for p in incrementals(worlds)
-                if p["world"] == world and p["items"] == n and p["protocol"].startswith(protocol)]
+                if p["world"] == world and p["items"] == n and p["protocol"] == protocol]
 
     nums, dens = find(big, changed), find(changed, changed)
     label = f"{big:,} items with {changed:,} changed vs a world of just the {changed:,} changed items ({protocol})"
@@ -176,13 +209,15 @@ def main() -> int:
     parser.add_argument("--log", action="append", default=[], type=Path)
     args = parser.parse_args()
     worlds = load(args.results, args.log)
-    worlds.sort(key=lambda w: (w["protocol"], w["items"]))
+    worlds.sort(key=lambda w: (kind(w), w["items"]))
     print("## Phases\n")
     print(phase_table(worlds))
     print("\n## Incremental syncs: cost against changed items and world size\n")
     print(growth_table(worlds))
+    print("\n## What the changed items' writes were (runs with --why)\n")
+    print(why_table(worlds))
     print("\n## Done-when: at most 1.1x the requests of a sync of just the changed items\n")
-    for protocol in ("full", "seeded"):
+    for protocol in ("full", "resync", "seeded"):
         print(check(worlds, 1_000_000, 10_000, protocol))
         print(check(worlds, 100_000, 10_000, protocol))
     return 0
