@@ -317,6 +317,7 @@ def status(
 ) -> None:
     """Last run of each job, pending writes, quarantined items and watermarks."""
     from momentos.state import StateStore
+    from momentos.sync import SETTLE_MARK
 
     from apscheduler.triggers.cron import CronTrigger
 
@@ -338,6 +339,8 @@ def status(
             "pending_writes": state.pending_summary(),
             "quarantined": state.quarantined(),
             "moment_model": _model_status(state),
+            # Sources whose first sync took several batches and no full sync settled since.
+            "settle": state.marks_named(SETTLE_MARK),
         }
     finally:
         state.close()
@@ -354,6 +357,10 @@ def status(
         out.print(f"job {job['name']} ({job['type']}, {job['cron']}): next run {job['next_run']}", highlight=False)
     out.print(f"items processed: {payload['items']}", highlight=False)
     out.print(f"pending writes: {len(payload['pending_writes'])}; quarantined: {len(payload['quarantined'])}")
+    for name, since in sorted(payload["settle"].items()):
+        out.print(f"{name}: the first sync of {since} compared its early items with a shorter "
+                  f"history; run `momentos sync --config {config} --source {name} --full` once "
+                  "to settle their values", highlight=False)
     model = payload["moment_model"]
     if model["trained_at"]:
         out.print(f"moment model: this instance's, trained {model['trained_at']} on {model['labels']} labels "

@@ -262,6 +262,13 @@ class StateStore:
                 select(marks.c.value).where(marks.c.source == source, marks.c.name == name)
             ).scalar()
 
+    def marks_named(self, name: str) -> dict[str, str]:
+        """Every source's mark of that name: ``{source: value}``."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(
+                select(marks.c.source, marks.c.value).where(marks.c.name == name)
+            ).all())
+
     def set_mark(self, source: str, name: str, value: str | None) -> None:
         """Set a source's mark (None removes it)."""
         with self.engine.begin() as conn:

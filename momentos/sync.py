@@ -56,6 +56,10 @@ BATCH_ITEMS = 1000
 #: The state mark naming the stream where the last run's request budget ran out.
 BUDGET_MARK = "budget_stream"
 
+#: The state mark of a source whose first sync took several batches and that no full sync has
+#: settled since (``momentos status`` shows it; the value is when the first sync ran).
+SETTLE_MARK = "settle_pending"
+
 #: What enrichment reads of the instance history (``enrich(context=...)``): enough for the
 #: cross-item signals (typical durations, repeat contact, incidents caused by a change).
 CONTEXT_COLUMNS = (
@@ -442,8 +446,10 @@ class SyncEngine:
         # history read before them: say how to settle them once it is done.
         first = not full and all(self.state.watermark(settings.name, s) is None for s in streams)
         batches = 0
+        whole = True  # every stream read to the end of its window
         for stream in streams:
             if self.stop_requested():
+                whole = False
                 break
             self._stream = stream
             wm = None if full else self.state.watermark(settings.name, stream)
@@ -465,6 +471,7 @@ class SyncEngine:
                 )
                 if self.stop_requested():
                     log.info("%s: stop requested; committed through page", settings.name)
+                    whole = False
                     break
             else:
                 if pages and self._writes_state:
@@ -477,7 +484,14 @@ class SyncEngine:
                     "(ACLs can hide records from the integration user)",
                     settings.name, stream, total, processed,
                 )
-        if first and batches > 1 and self._writes_state and not self.stop_requested():
+        if not self._writes_state:
+            return
+        if full and whole:
+            self.state.set_mark(settings.name, SETTLE_MARK, None)
+        elif first and batches > 1:
+            # Also when stopped: the rest of the first sync, in later runs, is no better off.
+            self.state.set_mark(settings.name, SETTLE_MARK, start.isoformat(timespec="seconds"))
+        if first and batches > 1 and whole:
             log.info(
                 "%s: first sync done (%d items in %d batches). The items of its early batches "
                 "were compared with the part of the history read before them (typical "

@@ -131,6 +131,11 @@ def test_status_json(synced):
     assert payload["moment_model"]["labels_now"]["rule"] > 0
     assert [j["name"] for j in payload["jobs"]] == ["sync-all", "daily-report", "nightly-learn"] and payload["jobs"][0]["next_run"]
     assert sum(payload["items"].values()) == 2000
+    # Both first syncs took several batches (one a table or project at least): each source
+    # is listed until a full sync settles it.
+    assert set(payload["settle"]) == {"servicenow", "jira"}
+    text = momentos("status", "--config", str(synced["config"]), env=synced["env"])
+    assert "--source servicenow --full` once" in text.stdout.replace("\n", " ")
 
 
 def test_dry_run_writes_nothing_and_leaves_state_untouched(tmp_path):

@@ -90,10 +90,22 @@ def test_a_first_sync_of_several_batches_says_how_to_settle_its_values(
         first = _sync(config, now=None).sources["servicenow"]
     assert first.enriched > 40
     assert re.search(r"first sync done \(\d+ items in \d+ batches\).*sync --full", caplog.text)
+    state = StateStore(config.state_url)
+    try:
+        assert set(state.marks_named("settle_pending")) == {"servicenow"}
+    finally:
+        state.close()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="momentos.sync"):
         _sync(config, now=None)
     assert "first sync done" not in caplog.text
+    state = StateStore(config.state_url)
+    try:
+        assert state.marks_named("settle_pending")  # an incremental sync settles nothing
+        SyncEngine(config, state).run(full=True)
+        assert state.marks_named("settle_pending") == {}
+    finally:
+        state.close()
 
 
 def test_500_records_sharing_one_second_are_synced_exactly_once(
