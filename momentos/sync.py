@@ -445,7 +445,7 @@ class SyncEngine:
         # A first sync of more than one batch compares its early items with the part of the
         # history read before them: say how to settle them once it is done.
         first = not full and all(self.state.watermark(settings.name, s) is None for s in streams)
-        batches = 0
+        batches = 0  # batches that held items, over every stream
         whole = True  # every stream read to the end of its window
         for stream in streams:
             if self.stop_requested():
@@ -463,6 +463,7 @@ class SyncEngine:
             pages = 0
             for page in batch_pages(connector.pull(stream, since, start), batch, self.stop_requested):
                 pages += 1
+                batches += bool(page.items)
                 total = page.total if page.total is not None else total
                 processed += len(page.items) + len(page.rejected)
                 self._process_page(
@@ -476,7 +477,6 @@ class SyncEngine:
             else:
                 if pages and self._writes_state:
                     self._window_read(settings, stream, start)
-            batches += pages
             processed += skipped[0]
             if total is not None and processed < total:
                 log.warning(
