@@ -107,6 +107,21 @@ def test_a_first_sync_of_several_batches_says_how_to_settle_its_values(
     finally:
         state.close()
 
+    # A first sync that found nothing has nothing to settle.
+    empty = sn_config_factory(server, state="empty.db", tables=[
+        {"name": "incident", "filter": "number=NOSUCHRECORD"},
+        {"name": "change_request", "filter": "number=NOSUCHRECORD"},
+    ])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="momentos.sync"):
+        assert _sync(empty, now=None).sources["servicenow"].pulled == 0
+    assert "first sync done" not in caplog.text
+    state = StateStore(empty.state_url)
+    try:
+        assert state.marks_named("settle_pending") == {}
+    finally:
+        state.close()
+
 
 def test_500_records_sharing_one_second_are_synced_exactly_once(
     sn_server_factory: Any, sn_config_factory: Any, big_world: World
