@@ -110,9 +110,9 @@ def customer_moment_aggregates(
     n = len(enriched)
     customer = col.text(enriched, "customer").str.strip()
     customer = customer.where(customer != "", NO_CUSTOMER)
-    moment = col.text(enriched, "moment").str.strip().str.lower()
+    moment = col.key_text(enriched, "moment")
     score = col.numbers(enriched, "experience_score")
-    level = col.text(enriched, "experience_level").str.strip().str.lower()
+    level = col.key_text(enriched, "experience_level")
     risky = level.isin(AT_RISK_LEVELS).to_numpy()
     sla = col.flags(enriched, "sla_breached")
     # Titles name what the item is about; descriptions add template noise to the themes.

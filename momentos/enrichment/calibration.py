@@ -135,7 +135,7 @@ def calibrate(enriched: pd.DataFrame) -> Calibration:
     """
     score = col.numbers(enriched, "experience_score")
     survey = col.survey_scores(enriched)
-    level = col.text(enriched, "experience_level").str.strip().str.lower()
+    level = col.key_text(enriched, "experience_level")
     both = ~np.isnan(score) & ~np.isnan(survey)
     rho = spearman(score[both], survey[both])
     breakpoints: list[float] = []

@@ -486,7 +486,7 @@ def rule_labels(
     rule = col.text(enriched, "moment_rule").str.strip()
     reason = col.text(enriched, "moment_reason")
     confidence = col.numbers(enriched, "moment_confidence")
-    moment = col.text(enriched, "moment").str.strip().str.lower()
+    moment = col.key_text(enriched, "moment")
     decided = (
         (rule != "").to_numpy()
         & ~reason.str.contains("→ auto", regex=False).to_numpy()
