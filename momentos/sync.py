@@ -442,9 +442,11 @@ class SyncEngine:
             # streams already caught up do not spend the budget before it every run.
             at = streams.index(resume)
             streams = streams[at:] + streams[:at]
+        # Each stream's watermark, read once: only this run moves it, in the stream's turn.
+        watermarks = {s: None if full else self.state.watermark(settings.name, s) for s in streams}
         # A first sync of more than one batch compares its early items with the part of the
         # history read before them: say how to settle them once it is done.
-        first = not full and all(self.state.watermark(settings.name, s) is None for s in streams)
+        first = not full and all(wm is None for wm in watermarks.values())
         batches = 0  # batches that held items, over every stream
         whole = True  # every stream read to the end of its window
         for stream in streams:
@@ -452,7 +454,7 @@ class SyncEngine:
                 whole = False
                 break
             self._stream = stream
-            wm = None if full else self.state.watermark(settings.name, stream)
+            wm = watermarks[stream]
             since = wm.updated - timedelta(seconds=settings.overlap_seconds) if wm else None
             processed = 0
             skipped[0] = 0
