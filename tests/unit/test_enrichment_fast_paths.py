@@ -506,15 +506,23 @@ def test_reason_phrases_equal_one_phrase_per_cell(language: str) -> None:
     assert got.tolist() == expected.tolist()
 
 
+def _tokenizer_texts(seed: int, alphabet: str, longest: int) -> list[str]:
+    """2,000 ``_random_texts`` and 20,000 short strings drawn from ``alphabet``: the edge
+    cases of a tokenizer pattern (up to ``longest - 1`` characters)."""
+    rng = random.Random(seed)
+    return _random_texts(2000, seed=seed) + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(longest)))
+        for _ in range(20_000)
+    ]
+
+
 def test_sentiment_tokens_equal_the_plain_tokenizer() -> None:
     from momentos.enrichment import sentiment
 
     plain = re.compile(sentiment._PLAIN_TOKEN_PATTERN)
-    rng = random.Random(9)
-    alphabet = ":;-()dpDP'’ \t\n.!?¿¡aé_1²ñ😡x"
-    texts = _random_texts(2000, seed=9) + [
-        "".join(rng.choice(alphabet) for _ in range(rng.randrange(16))) for _ in range(20_000)
-    ] + [":d", ":dx", ":-(", ";p", "don't :)", "x:(", "'';;--))", ":-", "ab':-pd", ":p'"]
+    texts = _tokenizer_texts(9, ":;-()dpDP'’ \t\n.!?¿¡aé_1²ñ😡x", 16) + [
+        ":d", ":dx", ":-(", ";p", "don't :)", "x:(", "'';;--))", ":-", "ab':-pd", ":p'",
+    ]
     for text in texts:
         assert sentiment._TOKEN_RE.findall(text) == plain.findall(text), text
 
@@ -523,12 +531,10 @@ def test_model_word_tokens_equal_the_vectorizer_pattern() -> None:
     from momentos.enrichment import learn
 
     plain = re.compile(learn._WORD_PATTERN)
-    rng = random.Random(10)
-    alphabet = "ab1_-' .é\u0301²٣Ωx\t"
-    texts = _random_texts(2000, seed=10) + [
-        "".join(rng.choice(alphabet) for _ in range(rng.randrange(14))) for _ in range(20_000)
-    ] + ["e-mail", "-abc", "ab-", "a--b", "_abc", "1abc", "x1", "a", "ab-", "foo_ bar2-baz",
-         "ñandú-", "q-1 -q q- -", "__init__ x_y", "a\u0301b", "αβ-γ", "٣ab ab٣"]
+    texts = _tokenizer_texts(10, "ab1_-' .é\u0301²٣Ωx\t", 14) + [
+        "e-mail", "-abc", "ab-", "a--b", "_abc", "1abc", "x1", "a", "ab-", "foo_ bar2-baz",
+        "ñandú-", "q-1 -q q- -", "__init__ x_y", "a\u0301b", "αβ-γ", "٣ab ab٣",
+    ]
     for text in texts:
         assert learn._WORD_RE.findall(text) == plain.findall(text), text
 
