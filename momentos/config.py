@@ -110,6 +110,11 @@ class ScheduleSettings(BaseModel):
 
     timezone: str = "UTC"
     misfire_grace_s: int = Field(300, ge=1)
+    settle_first_sync: bool = Field(
+        True, description="After a sync job, run one full sync of each source whose first sync "
+        "took several batches and that no full sync has settled since (`momentos status` "
+        "lists them; docs/DEPLOYMENT.md). Sources with max_requests are left to the admin."
+    )
     jobs: list[JobSettings] = Field(default_factory=list)
 
 

@@ -63,6 +63,20 @@ def service_lock(config: Config) -> Iterator[None]:
         yield
 
 
+def settles_itself(config: Config, source: str) -> bool:
+    """Whether ``serve`` runs the full sync that settles ``source``'s first sync on its own:
+    on unless ``schedule.settle_first_sync`` is off, for a source without a request budget
+    that one of the sync jobs syncs incrementally."""
+    return (
+        config.model.schedule.settle_first_sync
+        and config.source(source).max_requests is None
+        and any(
+            job.type == "sync" and not job.full and job.source in (None, source)
+            for job in config.model.schedule.jobs
+        )
+    )
+
+
 class Service:
     """The scheduler service for one config."""
 
@@ -102,8 +116,23 @@ class Service:
         try:
             if job.type == "sync":
                 engine = SyncEngine(self.config, state, stop_requested=self.stopping.is_set)
+                # Read before the sync: the run that makes the mark (the first sync itself)
+                # ends, and the next one catches up on what changed meanwhile, then settles.
+                settle = self._to_settle(state, job)
                 result = engine.run(source=job.source, full=job.full)
-                status = "ok" if result.ok else "failed"
+                ok = result.ok
+                for name in settle:
+                    if self.stopping.is_set():
+                        break
+                    if result.sources[name].error:
+                        continue  # the platform failed this run: the settle waits for the next
+                    log.info(
+                        "%s: its first sync compared its early items with part of the history; "
+                        "running one full sync to settle their values (schedule."
+                        "settle_first_sync: false leaves this to you; docs/DEPLOYMENT.md)", name,
+                    )
+                    ok = engine.run(source=name, full=True).ok and ok
+                status = "ok" if ok else "failed"
             elif job.type == "retrain":
                 from momentos.enrichment import learn
 
@@ -125,6 +154,21 @@ class Service:
         finished = datetime.now(timezone.utc)
         self._runs.append({"job": job.name, "started": started, "finished": finished, "status": status})
         log.info("job %s finished: %s in %.1fs", job.name, status, (finished - started).total_seconds())
+
+    def _to_settle(self, state: Any, job: JobSettings) -> list[str]:
+        """The job's sources whose first sync still waits for its settling full sync.
+
+        It runs after the job's own sync, so that a settle cut short (a restart during the
+        hour a million items take) never holds back the changes of the next run. Sources
+        with a request budget are left out: a full sync would restart, budget after budget,
+        and never finish; ``momentos status`` keeps listing them for the admin."""
+        from momentos.sync import SETTLE_MARK
+
+        if job.full or not self.config.model.schedule.settle_first_sync:
+            return []
+        pending = state.marks_named(SETTLE_MARK)
+        names = [job.source] if job.source else [s.name for s in self.config.sources]
+        return [name for name in names if name in pending and self.config.source(name).max_requests is None]
 
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""

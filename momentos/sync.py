@@ -498,7 +498,8 @@ class SyncEngine:
                 "%s: first sync done (%d items in %d batches). The items of its early batches "
                 "were compared with the part of the history read before them (typical "
                 "durations, repeat contacts, caused incidents): run `momentos sync --full` "
-                "once to settle their values (docs/DEPLOYMENT.md)",
+                "once to settle their values; `momentos serve` does it after its next sync job "
+                "(docs/DEPLOYMENT.md)",
                 settings.name, summary.enriched, batches,
             )
 

@@ -384,6 +384,7 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
     ``why``: copy the state store before each measured step and record what the step wrote
     again and why (``what_was_rewritten``).
     """
+    workdir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"e2e-{items}-", dir=workdir))
     log(f"world {items} items, seed {seed}, change shares {shares}, seeded={seeded}: "
         f"starting sandbox ({tmp})")

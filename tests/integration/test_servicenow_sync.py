@@ -123,6 +123,58 @@ def test_a_first_sync_of_several_batches_says_how_to_settle_its_values(
         state.close()
 
 
+def test_serve_settles_a_first_sync_after_its_next_sync_job(
+    sn_server_factory: Any, sn_config_factory: Any, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from momentos.config import JobSettings
+    from momentos.scheduler import Service, settles_itself
+
+    monkeypatch.setattr("momentos.sync.BATCH_ITEMS", 20)
+    server = sn_server_factory()
+    job = JobSettings(name="sync", type="sync", cron="*/5 * * * *")
+
+    def run_job(config: Any) -> tuple[list[int], dict[str, str]]:
+        """The job's status and the ``pulled`` count of each sync run it made."""
+        caplog.clear()
+        service = Service(config)
+        with caplog.at_level(logging.INFO):
+            service.run_job(job)
+        assert service._runs[-1]["status"] == "ok"
+        state = StateStore(config.state_url)
+        try:
+            pending = state.marks_named("settle_pending")
+        finally:
+            state.close()
+        pulled = [int(n) for n in re.findall(r"sync servicenow: pulled=(\d+)", caplog.text)]
+        return pulled, pending
+
+    config = sn_config_factory(server, state="serve-settle.db")
+    assert not settles_itself(config, "servicenow")  # no sync job: `status` says to run it
+    config.model.schedule.jobs = [job]
+    assert settles_itself(config, "servicenow")
+    pulled, pending = run_job(config)  # the first sync: it makes the mark, settles nothing
+    assert len(pulled) == 1 and pulled[0] > 40 and "servicenow" in pending
+    first = pulled[0]
+    # The next job syncs what changed (nothing here), then runs the full sync that settles.
+    pulled, pending = run_job(config)
+    assert pulled == [0, first] and pending == {}
+    assert "running one full sync to settle" in caplog.text
+    pulled, _ = run_job(config)  # settled: plain incremental syncs from now on
+    assert pulled == [0]
+
+    # Turned off, or with a request budget (a full sync would never finish), the admin decides.
+    off = sn_config_factory(server, state="serve-off.db")
+    off.model.schedule.settle_first_sync = False
+    budget = sn_config_factory(server, state="serve-budget.db", max_requests=10_000)
+    for config in (off, budget):
+        config.model.schedule.jobs = [job]
+        assert not settles_itself(config, "servicenow")
+        run_job(config)
+        pulled, pending = run_job(config)
+        assert pulled == [0] and "servicenow" in pending
+
+
 def test_500_records_sharing_one_second_are_synced_exactly_once(
     sn_server_factory: Any, sn_config_factory: Any, big_world: World
 ) -> None:
