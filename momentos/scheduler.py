@@ -164,11 +164,11 @@ class Service:
         and never finish; ``momentos status`` keeps listing them for the admin."""
         from momentos.sync import SETTLE_MARK
 
-        if job.full or not self.config.model.schedule.settle_first_sync:
+        if job.full:
             return []
         pending = state.marks_named(SETTLE_MARK)
         names = [job.source] if job.source else [s.name for s in self.config.sources]
-        return [name for name in names if name in pending and self.config.source(name).max_requests is None]
+        return [name for name in names if name in pending and settles_itself(self.config, name)]
 
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""

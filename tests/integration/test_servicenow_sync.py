@@ -155,6 +155,7 @@ def test_serve_settles_a_first_sync_after_its_next_sync_job(
     assert settles_itself(config, "servicenow")
     pulled, pending = run_job(config)  # the first sync: it makes the mark, settles nothing
     assert len(pulled) == 1 and pulled[0] > 40 and "servicenow" in pending
+    assert "`momentos serve` settles their values with one full sync" in caplog.text
     first = pulled[0]
     # The next job syncs what changed (nothing here), then runs the full sync that settles.
     pulled, pending = run_job(config)
@@ -171,6 +172,7 @@ def test_serve_settles_a_first_sync_after_its_next_sync_job(
         config.model.schedule.jobs = [job]
         assert not settles_itself(config, "servicenow")
         run_job(config)
+        assert "run `momentos sync --full` once" in caplog.text
         pulled, pending = run_job(config)
         assert pulled == [0] and "servicenow" in pending
 
