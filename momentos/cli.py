@@ -316,7 +316,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Last run of each job, pending writes, quarantined items and watermarks."""
-    from momentos.scheduler import settles_itself
+    from momentos.scheduler import settle_advice
     from momentos.state import StateStore
     from momentos.sync import SETTLE_MARK
 
@@ -359,12 +359,7 @@ def status(
     out.print(f"items processed: {payload['items']}", highlight=False)
     out.print(f"pending writes: {len(payload['pending_writes'])}; quarantined: {len(payload['quarantined'])}")
     for name, since in sorted(payload["settle"].items()):
-        todo = (
-            "`momentos serve` settles their values with one full sync after its next sync job"
-            if name in {s.name for s in cfg.sources} and settles_itself(cfg, name)
-            else f"run `momentos sync --config {config} --source {name} --full` once to settle "
-            "their values"
-        )
+        todo = settle_advice(cfg, name, f"momentos sync --config {config} --source {name} --full")
         out.print(f"{name}: the first sync of {since} compared its early items with a shorter "
                   f"history; {todo}", highlight=False)
     model = payload["moment_model"]

@@ -65,16 +65,25 @@ def service_lock(config: Config) -> Iterator[None]:
 
 def settles_itself(config: Config, source: str) -> bool:
     """Whether ``serve`` runs the full sync that settles ``source``'s first sync on its own:
-    on unless ``schedule.settle_first_sync`` is off, for a source without a request budget
-    that one of the sync jobs syncs incrementally."""
+    on unless ``schedule.settle_first_sync`` is off, for a configured source without a
+    request budget that one of the sync jobs syncs incrementally."""
+    settings = next((s for s in config.sources if s.name == source), None)
     return (
-        config.model.schedule.settle_first_sync
-        and config.source(source).max_requests is None
+        settings is not None
+        and config.model.schedule.settle_first_sync
+        and settings.max_requests is None
         and any(
             job.type == "sync" and not job.full and job.source in (None, source)
             for job in config.model.schedule.jobs
         )
     )
+
+
+def settle_advice(config: Config, source: str, command: str = "momentos sync --full") -> str:
+    """What settles ``source``'s first sync, in words: ``serve`` on its own, or ``command``."""
+    if settles_itself(config, source):
+        return "`momentos serve` settles their values with one full sync after its next sync job"
+    return f"run `{command}` once to settle their values"
 
 
 class Service:

@@ -494,16 +494,13 @@ class SyncEngine:
             # Also when stopped: the rest of the first sync, in later runs, is no better off.
             self.state.set_mark(settings.name, SETTLE_MARK, start.isoformat(timespec="seconds"))
         if first and batches > 1 and whole:
-            from momentos.scheduler import settles_itself
+            from momentos.scheduler import settle_advice
 
             log.info(
                 "%s: first sync done (%d items in %d batches). The items of its early batches "
                 "were compared with the part of the history read before them (typical "
                 "durations, repeat contacts, caused incidents): %s (docs/DEPLOYMENT.md)",
-                settings.name, summary.enriched, batches,
-                "`momentos serve` settles their values with one full sync after its next sync job"
-                if settles_itself(self.config, settings.name)
-                else "run `momentos sync --full` once to settle their values",
+                settings.name, summary.enriched, batches, settle_advice(self.config, settings.name),
             )
 
     def _window_read(self, settings: SourceSettings, stream: str, start: datetime) -> None:
