@@ -463,8 +463,15 @@ class SyncEngine:
             # requests than the budget allows would never commit, and no run would progress.
             batch = BATCH_ITEMS if settings.max_requests is None else 0
             pages = 0
+            # When each batch was asked for, to tell how far the next run must look back (see
+            # ``_window_read``). Connectors read lazily, so a batch's pages are read after it.
+            overlap = timedelta(seconds=settings.overlap_seconds)
+            asked = datetime.now(timezone.utc)
+            read_through = start + overlap
             for page in batch_pages(connector.pull(stream, since, start), batch, self.stop_requested):
                 pages += 1
+                if page.cursor is not None and page.cursor[0] > asked - overlap:
+                    read_through = min(read_through, asked)  # may hold what was not visible yet
                 batches += bool(page.items)
                 total = page.total if page.total is not None else total
                 processed += len(page.items) + len(page.rejected)
@@ -476,9 +483,10 @@ class SyncEngine:
                     log.info("%s: stop requested; committed through page", settings.name)
                     whole = False
                     break
+                last_asked, asked = asked, datetime.now(timezone.utc)
             else:
                 if pages and self._writes_state:
-                    self._window_read(settings, stream, start)
+                    self._window_read(settings, stream, min(read_through, last_asked))
             processed += skipped[0]
             if total is not None and processed < total:
                 log.warning(
@@ -503,18 +511,26 @@ class SyncEngine:
                 settings.name, summary.enriched, batches, settle_advice(self.config, settings.name),
             )
 
-    def _window_read(self, settings: SourceSettings, stream: str, start: datetime) -> None:
-        """The stream's whole window up to the run's start was read and processed: the next
-        run need not start before ``start - overlap_seconds``.
+    def _window_read(self, settings: SourceSettings, stream: str, read_through: datetime) -> None:
+        """The stream's whole window up to the run's start was read and processed: the next run
+        starts ``overlap_seconds`` before ``read_through``, not before the last record it met.
 
-        The last page's cursor is the newest record, which after a large write is often our
-        own last write, long before the start in a quiet stream. Resuming from it, every later
-        run re-read the last ``overlap_seconds`` of that write burst (on a million items,
-        hundreds of pages a run) until a newer change came. The overlap still covers what it
-        is for: records that became visible late, or a platform clock up to ``overlap_seconds``
-        ahead of this host's. The watermark only moves forward."""
-        mark = Watermark(start - timedelta(seconds=settings.overlap_seconds), "")
-        self.state.commit_page(settings.name, stream, [], [], [], {}, mark)
+        The overlap is for records that became visible late, or carry a platform clock that is
+        behind this host's by up to ``overlap_seconds``. Either way, a record stamped ``t`` can
+        be missed only by a read made before ``t + overlap_seconds``. Every read of the window
+        came after the run's start, so the next run need not look back past
+        ``start - overlap_seconds``. It need not look back at all past the start when the
+        window's newest records were read at least ``overlap_seconds`` after their stamps.
+        The caller passes the earliest time at which that could have failed: when the first
+        batch that held such recent records was asked for, or else when the last batch was,
+        capped at ``start + overlap_seconds`` so the next run never starts after ``start``.
+
+        This matters after a big write: its burst of our own writes ends just before the
+        start of the run that pages over it, and that run lasts minutes. Resuming from the
+        last record, or from ``start`` less the overlap, the next run paged over the burst's
+        last minutes again (on a million items, about 200 Jira pages). The watermark only
+        moves forward."""
+        self.state.commit_page(settings.name, stream, [], [], [], {}, Watermark(read_through, ""))
 
     def _known_lookup(
         self, source: str, skipped: list[int]

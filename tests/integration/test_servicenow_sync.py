@@ -332,40 +332,65 @@ def test_a_run_that_read_its_whole_window_resumes_from_its_own_start(
     sn_server_factory: Any, sn_config_factory: Any
 ) -> None:
     """After a sync that wrote every record, the next run pages over those writes (versions it
-    knows) and then resumes from its own start minus the overlap, not from the last write it
-    met: later runs do not page over the write burst again. A person's edit made after that
-    is still picked up."""
+    knows). It read them more than the overlap after they were stamped, so nothing can have
+    been invisible to it: the run after resumes from its start, past the whole write burst,
+    not from the last write it met nor an overlap before its start. A run that reads records
+    stamped within the overlap keeps the overlap before the time it read them. A person's edit
+    is picked up either way."""
     import time
+    from datetime import timedelta
 
     from momentos.sandbox.world import HUMAN_USER
 
+    def marks() -> dict[str, datetime]:
+        state = StateStore(config.state_url)
+        try:
+            found = {t.name: state.watermark("servicenow", t.name) for t in tables}
+        finally:
+            state.close()
+        assert all(found.values()), found  # every table had records in each window
+        return {name: mark.updated for name, mark in found.items() if mark}
+
     server = sn_server_factory()
-    config = sn_config_factory(server, state="window.db", overlap_seconds=1)
+    config = sn_config_factory(server, state="window.db", overlap_seconds=2)
     tables = config.sources[0].tables
     assert _sync(config, now=None).sources["servicenow"].written > 0
-    time.sleep(1.1)
-    start = datetime.now(UTC)
+    stamp = max(r["sys_updated_on"] for r in _records(server).values())
+    last_write = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    # The run "starts" just after the burst (stamps are whole seconds) and reads it 2.5 s or
+    # more after the last stamp, more than the 2 s overlap.
+    time.sleep(max(0.0, (last_write + timedelta(seconds=3.5) - datetime.now(UTC)).total_seconds()))
+    start = last_write + timedelta(seconds=1)
     settle = _sync(config, now=start).sources["servicenow"]
     assert settle.pulled == settle.written == 0
-    state = StateStore(config.state_url)
-    try:
-        marks = {t.name: state.watermark("servicenow", t.name) for t in tables}
-    finally:
-        state.close()
-    # Every table had records in the window (the first sync's writes): each resumes from the
-    # settle's start less the 1 s overlap, past every write the first sync made.
-    last_write = max(r["sys_updated_on"] for r in _records(server).values())
-    for name, mark in marks.items():
-        assert mark is not None, name
-        assert abs((mark.updated - start).total_seconds() + 1) < 0.01, (name, mark)
-        assert mark.updated.strftime("%Y-%m-%d %H:%M:%S") >= last_write
-    time.sleep(1.1)
+    # The next run starts at `start` (the mark less the 2 s overlap): past every write.
+    assert marks() == dict.fromkeys(marks(), start + timedelta(seconds=2))
+
+    # A person's edit, read straight away: the run cannot rule out that a record stamped just
+    # before its reads was not visible yet, so the next run looks back the overlap before them.
     record = next(r for r in _records(server, "incident").values())
     edit = requests.patch(
         f"{server.url}/api/now/table/incident/{record['sys_id']}", auth=(HUMAN_USER, server.human_password),
         json={"comments": "Sigue sin funcionar, ¿alguna novedad?"}, timeout=10,
     )
     assert edit.status_code == 200
+    time.sleep(1.1)  # stamped in an earlier second than the run's start
+    before = datetime.now(UTC)
+    picked = _sync(config, now=None).sources["servicenow"]
+    after = datetime.now(UTC)
+    assert picked.pulled == 1 and not picked.error
+    incident = marks()["incident"]
+    assert before <= incident <= after, (before, incident, after)
+    edited = datetime.strptime(_records(server, "incident")[record["sys_id"]]["sys_updated_on"],
+                               "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert incident - timedelta(seconds=2) <= edited  # the next run would read it again
+
     time.sleep(1.1)
-    after = _sync(config, now=None).sources["servicenow"]
-    assert after.pulled == 1 and not after.error
+    edit = requests.patch(
+        f"{server.url}/api/now/table/incident/{record['sys_id']}", auth=(HUMAN_USER, server.human_password),
+        json={"comments": "Any update? Still broken."}, timeout=10,
+    )
+    assert edit.status_code == 200
+    time.sleep(1.1)
+    again = _sync(config, now=None).sources["servicenow"]
+    assert again.pulled == 1 and not again.error
