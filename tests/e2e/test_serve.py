@@ -104,20 +104,25 @@ def test_five_one_minute_cycles_never_overlap(tmp_path):
         from momentos.state import StateStore
 
         try:
-            # Five minute boundaries after the start, plus time for the last run to finish.
-            first_tick = started.replace(second=0, microsecond=0).timestamp() + 60
-            end = first_tick + 4 * 60 + 20
+            # Five minute boundaries from the first run's (the service may start after the
+            # boundary that follows `started`), plus time for the last run to finish.
+            end = None
             sped_up = False
-            while time.time() < end:
+            while end is None or time.time() < end:
                 time.sleep(2)
-                if not sped_up and (tmp_path / "s.db").exists():
-                    store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
-                    history = store.run_history("sync:all")
-                    store.close()
-                    if history and history[0]["finished_at"] is not None:
-                        for url in (box.servicenow_url, box.jira_url):
-                            requests.post(f"{url}/_sandbox/faults", json={"delay_rate": 0}, timeout=5)
-                        sped_up = True
+                assert end is not None or time.time() < started.timestamp() + 150, "no run started"
+                if not (tmp_path / "s.db").exists():
+                    continue
+                store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+                history = store.run_history("sync:all")
+                store.close()
+                if history and end is None:
+                    first_tick = history[0]["started_at"].replace(second=0, microsecond=0).timestamp()
+                    end = first_tick + 4 * 60 + 20
+                if not sped_up and history and history[0]["finished_at"] is not None:
+                    for url in (box.servicenow_url, box.jira_url):
+                        requests.post(f"{url}/_sandbox/faults", json={"delay_rate": 0}, timeout=5)
+                    sped_up = True
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=120) == 0
             stderr = proc.stderr.read()
@@ -130,9 +135,14 @@ def test_five_one_minute_cycles_never_overlap(tmp_path):
     assert sped_up, "the first run never finished"
     first = history[0]
     assert (first["finished_at"] - first["started_at"]).total_seconds() > 60, "first run was not slow enough"
-    # 5 ticks, one skipped because the first run still held its only instance.
-    assert len(history) == 4, history
-    assert "maximum number of running instances reached" in stderr
+    # Each of the 5 ticks either ran the job or was skipped because a run still held its only
+    # instance: the slow first run, and any job that ran long (the job after the first sync
+    # also settles it with a full sync, which on a loaded machine can outlast its minute).
+    skipped = stderr.count("maximum number of running instances reached")
+    log_tail = "\n".join(stderr.splitlines()[-40:])
+    assert skipped >= 1, log_tail
+    assert len(history) + skipped == 5, (history, log_tail)
+    assert len(history) >= 3, (history, log_tail)
     for earlier, later in zip(history, history[1:]):
         assert earlier["finished_at"] <= later["started_at"], "two runs of one job overlapped"
     assert all(run["status"] == "ok" for run in history)
