@@ -219,9 +219,11 @@ def copy_state(tmp: Path, name: str) -> Path:
     return target
 
 
-def write_config(box: SandboxProcess, tmp: Path, writeback: bool = True, nudges: bool = True
-                 ) -> Path:
-    """The demo's config (both platforms, nudges on), with this sandbox's URLs."""
+def write_config(box: SandboxProcess, tmp: Path, writeback: bool = True, nudges: bool = True,
+                 context_items: int | None = None) -> Path:
+    """The demo's config (both platforms, nudges on), with this sandbox's URLs.
+    ``context_items``: ``experience.context_items`` (the history enrichment compares items
+    with), when not the default."""
     import yaml
 
     auth = {"username": box.ready["user"], "password_env": PASSWORD_ENV}
@@ -238,6 +240,8 @@ def write_config(box: SandboxProcess, tmp: Path, writeback: bool = True, nudges:
         "state": {"url": f"sqlite:///{tmp / 'state.db'}"},
         "report": {"out": str(tmp / "report"), "language": "en"},
     }
+    if context_items is not None:
+        config["experience"] = {"context_items": context_items}
     path = tmp / ("momentos.yaml" if writeback else "momentos-nowriteback.yaml")
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -362,7 +366,8 @@ def change_items(box: SandboxProcess, share: float, seed: int, everyone: list[tu
 # --- one world ------------------------------------------------------------------------------------
 def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, workdir: Path,
               seeded: bool = False, warmup: int = 0, overlap_s: float = 120.0,
-              age_s: float = 0.0, why: bool = False, resync: bool = False) -> dict[str, Any]:
+              age_s: float = 0.0, why: bool = False, resync: bool = False,
+              context_items: int | None = None) -> dict[str, Any]:
     """One world: first sync, settle, then one (change, incremental) step per share.
 
     ``warmup`` > 0: before the measured steps, wait until the overlap window (``overlap_s``,
@@ -401,11 +406,13 @@ def run_world(items: int, shares: list[float], seed: int, jira_flavor: str, work
     log(f"sandbox ready in {box.startup_s:.1f}s (cpu {box.startup_cpu_s:.1f}s, "
         f"rss {box.startup_mem['rss_mb']:.0f}MB)")
     try:
-        config = write_config(box, tmp, nudges=not seeded)
+        config = write_config(box, tmp, nudges=not seeded, context_items=context_items)
         log_path = tmp / "sync.log"
-        first_config = write_config(box, tmp, writeback=False, nudges=False) if seeded else config
+        first_config = (write_config(box, tmp, writeback=False, nudges=False, context_items=context_items)
+                        if seeded else config)
         first_started = time.perf_counter()
         result["age_s"] = age_s
+        result["context_items"] = context_items
         result["phases"].append(run_sync(box, first_config, "first", items, log_path))
         result["phases"].append(run_sync(box, config, "settle", items, log_path))
         if resync:
@@ -482,6 +489,9 @@ def main() -> int:
     parser.add_argument("--why", action="store_true",
                         help="record which written values each measured step changed, and why "
                              "(copies the SQLite state store before each step)")
+    parser.add_argument("--context-items", type=int, default=None,
+                        help="experience.context_items for momentos (default: the config's "
+                             "default, 20,000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--jira-flavor", default="cloud", choices=["cloud", "datacenter"])
     parser.add_argument("--out", type=Path, default=Path("e2e-results.json"))
@@ -496,7 +506,8 @@ def main() -> int:
     for items, shares in runs:
         doc["runs"].append(run_world(items, shares, args.seed, args.jira_flavor, args.workdir,
                                      seeded=args.seeded, warmup=args.warmup, age_s=args.age,
-                                     why=args.why, resync=args.resync))
+                                     why=args.why, resync=args.resync,
+                                     context_items=args.context_items))
         doc["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         args.out.write_text(json.dumps(doc, indent=1))  # after every world: partial results survive
     log(f"results in {args.out}")
