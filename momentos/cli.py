@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -219,8 +219,6 @@ def pull(
     full: Annotated[bool, typer.Option("--full", help="Ignore the watermark.")] = False,
 ) -> None:
     """Pull normalized items (one JSON object a line); no enrichment, no writes, state untouched."""
-    from datetime import timedelta
-
     from momentos.state import StateStore
     from momentos.sync import make_connector
 
@@ -342,6 +340,7 @@ def status(
             "moment_model": _model_status(state),
             # Sources whose first sync took several batches and no full sync settled since.
             "settle": state.marks_named(SETTLE_MARK),
+            "history": _history_status(cfg, state, now),
         }
     finally:
         state.close()
@@ -362,6 +361,9 @@ def status(
         todo = settle_advice(cfg, name, f"momentos sync --config {config} --source {name} --full")
         out.print(f"{name}: the first sync of {since} compared its early items with a shorter "
                   f"history; {todo}", highlight=False)
+    history = payload["history"]
+    if history["capped"]:
+        out.print(f"history: {history['advice']}", highlight=False)
     model = payload["moment_model"]
     if model["trained_at"]:
         out.print(f"moment model: this instance's, trained {model['trained_at']} on {model['labels']} labels "
@@ -370,6 +372,24 @@ def status(
     else:
         out.print(f"moment model: the shipped one (labels collected {model['labels_now']}; a `retrain` "
                   "job trains this instance's)", highlight=False)
+
+
+def _history_status(cfg: Any, state: Any, now: datetime) -> dict[str, Any]:
+    """The history that scores compare items with: the items of the last ``context_days``, and
+    whether ``context_items`` cuts it short (then ``advice`` says what that does)."""
+    from momentos.sync import history_capped_advice, history_is_capped
+
+    settings = cfg.experience
+    total, oldest = state.history_extent(now - timedelta(days=settings.context_days), settings.context_items)
+    capped = history_is_capped(oldest, settings, now)
+    return {
+        "context_days": settings.context_days,
+        "context_items": settings.context_items,
+        "items_in_window": total,
+        "oldest_kept": oldest.isoformat() if oldest else None,
+        "capped": capped,
+        "advice": history_capped_advice(oldest, settings, now) if capped else None,
+    }
 
 
 def _model_status(state: Any) -> dict[str, Any]:

@@ -502,6 +502,21 @@ class StateStore:
         with self.engine.connect() as conn:
             return [json.loads(row.data) for row in conn.execute(query)]
 
+    def history_extent(self, since: datetime, limit: int) -> tuple[int, datetime | None]:
+        """How many items ``recent_items(since, limit)`` chooses from, and, when there are more
+        than ``limit``, the creation time of the oldest one it keeps (None when it keeps all,
+        or none)."""
+        window = or_(items.c.created >= since, items.c.resolved >= since)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(items).where(window)).scalar_one()
+            oldest = None
+            if 0 < limit < total:
+                oldest = conn.execute(
+                    select(items.c.created).where(window)
+                    .order_by(items.c.created.desc().nulls_last()).offset(limit - 1).limit(1)
+                ).scalar()
+        return int(total), oldest
+
     def newest_items(self, sources: list[str] | None, limit: int) -> list[dict[str, Any]]:
         """The enriched rows of the ``limit`` items with the newest platform ``updated``
         (ordered in SQL: only those rows are read and parsed)."""

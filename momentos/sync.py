@@ -327,6 +327,46 @@ def stored_history(state: StateStore, settings: Any, now: datetime) -> pd.DataFr
     return context_frame(rows)
 
 
+#: (context_items, context_days) already warned about by this process: ``serve`` runs a sync
+#: every few minutes, and the history stays capped until the admin raises the limit.
+_HISTORY_WARNED: set[tuple[int, float]] = set()
+
+
+def history_capped_advice(oldest: Any, settings: Any, now: datetime) -> str:
+    """In words: the history is the newest ``context_items`` items, created since ``oldest``,
+    a shorter span than ``context_days``, and what that does to the scores."""
+    since = pd.Timestamp(oldest)
+    days = max(0.0, (pd.Timestamp(now) - since).total_seconds() / 86400) if not pd.isna(since) else 0.0
+    when = since.strftime("%Y-%m-%d %H:%M") if not pd.isna(since) else "unknown"
+    return (
+        f"the history that scores compare items with holds only the newest "
+        f"{settings.context_items:,} items, created since {when} UTC ({days:.1f} days, where "
+        f"experience.context_days is {settings.context_days:g}). Items created before that get "
+        "their repeat contacts and caused incidents counted on part of their history, and these "
+        "values and the typical durations can change each time such an item is synced, which "
+        "writes it again. Raise experience.context_items to the items of context_days "
+        "(memory: docs/DEPLOYMENT.md)"
+    )
+
+
+def history_is_capped(oldest: Any, settings: Any, now: datetime) -> bool:
+    """Whether the kept history, oldest item created at ``oldest``, spans less than
+    ``context_days``: then ``context_items`` cut it short."""
+    if oldest is None or pd.isna(oldest):
+        return False
+    return bool(pd.Timestamp(oldest) > pd.Timestamp(now) - pd.Timedelta(days=settings.context_days))
+
+
+def warn_history_capped(oldest: Any, settings: Any, now: datetime) -> None:
+    """Log ``history_capped_advice`` once per process and limit, when the history is capped."""
+    key = (settings.context_items, settings.context_days)
+    if key in _HISTORY_WARNED or not history_is_capped(oldest, settings, now):
+        return
+    _HISTORY_WARNED.add(key)
+    text = history_capped_advice(oldest, settings, now)
+    log.warning("%s", text[0].upper() + text[1:])
+
+
 def _db_time(value: Any) -> datetime | None:
     # pd.NaT is an instance of datetime, so the missing check comes first.
     if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
@@ -849,7 +889,10 @@ class SyncEngine:
         loaded once per run, plus what this run has processed so far (so the first sync of an
         instance compares its later pages with the earlier ones)."""
         if self._context is None:
-            self._context = stored_history(self.state, self.config.experience, now)
+            settings = self.config.experience
+            self._context = stored_history(self.state, settings, now)
+            if settings.context_items and len(self._context) >= settings.context_items:
+                warn_history_capped(self._context["created"].min(), settings, now)
         return self._context
 
     def _remember(self, rows: list[dict[str, Any]], now: datetime) -> None:

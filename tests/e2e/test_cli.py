@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from momentos.demo import SANDBOX_PASSWORD_ENV, sandbox_config, write_config
 from momentos.sandbox import start_sandbox
@@ -313,3 +314,34 @@ def test_sigterm_lets_sync_finish_its_page_and_exit_0(tmp_path):
         store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
         assert sum(store.count_items().values()) == done
         store.close()
+
+
+def test_status_says_when_context_items_cuts_the_history_short(synced):
+    """The default keeps every item of the last `context_days`; a `context_items` below that
+    count keeps the newest, and status names the date the history then starts."""
+    from datetime import datetime, timedelta, timezone
+
+    from momentos.state import StateStore
+
+    plain = json.loads(momentos("status", "--config", str(synced["config"]), "--json", env=synced["env"]).stdout)
+    assert plain["history"]["capped"] is False and plain["history"]["advice"] is None
+    window = plain["history"]["items_in_window"]
+    assert 300 < window <= 2000
+    data = yaml.safe_load(synced["config"].read_text())
+    data["experience"] = {"context_items": 300}
+    capped_config = synced["tmp"] / "capped.yaml"
+    capped_config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    run = momentos("status", "--config", str(capped_config), "--json", env=synced["env"])
+    assert run.returncode == 0, run.stderr
+    history = json.loads(run.stdout)["history"]
+    assert history["capped"] is True and history["items_in_window"] == window
+    # The oldest item kept is the oldest of the 300 newest that a sync loads.
+    store = StateStore(data["state"]["url"])
+    try:
+        since = datetime.now(timezone.utc) - timedelta(days=history["context_days"])
+        kept = store.recent_items(since, 300)
+    finally:
+        store.close()
+    assert datetime.fromisoformat(history["oldest_kept"]) == min(datetime.fromisoformat(r["created"]) for r in kept)
+    text = momentos("status", "--config", str(capped_config), env=synced["env"]).stdout.replace("\n", " ")
+    assert "holds only the newest 300 items" in text and "experience.context_items" in text

@@ -394,3 +394,40 @@ def test_a_run_that_read_its_whole_window_resumes_from_its_own_start(
     time.sleep(1.1)
     again = _sync(config, now=None).sources["servicenow"]
     assert again.pulled == 1 and not again.error
+
+
+def test_a_history_cut_short_by_context_items_is_logged_once(
+    sn_server_factory: Any, sn_config_factory: Any, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When `experience.context_items` keeps a shorter span than `context_days`, the sync says
+    so, with the date the history starts and what to raise; `serve` syncs every few minutes,
+    so a process says it once."""
+    from momentos import sync
+
+    monkeypatch.setattr(sync, "_HISTORY_WARNED", set())
+    server = sn_server_factory()
+    config = sn_config_factory(server, state="capped.db")
+    assert _sync(config, now=None).sources["servicenow"].written > 0
+    assert "holds only the newest" not in caplog.text  # the default keeps them all
+    config.model.experience = config.model.experience.model_copy(update={"context_items": 20})
+    state = StateStore(config.state_url)
+    try:
+        kept = sync.stored_history(state, config.experience, datetime.now(UTC))
+    finally:
+        state.close()
+    assert len(kept) == 20
+    caplog.clear()
+    # Full syncs: a run that finds nothing new never loads the history.
+    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+        for _ in range(2):
+            state = StateStore(config.state_url)
+            try:
+                assert SyncEngine(config, state).run(full=True).sources["servicenow"].enriched > 0
+            finally:
+                state.close()
+    warnings = [r.getMessage() for r in caplog.records if "holds only the newest" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    oldest = kept["created"].min().strftime("%Y-%m-%d %H:%M")
+    assert f"newest 20 items, created since {oldest} UTC" in warnings[0]
+    assert "experience.context_items" in warnings[0]
