@@ -81,7 +81,7 @@ def phase_table(worlds: list[dict[str, Any]]) -> str:
             "| sandbox RSS MB | load (1-min, mean) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for w in worlds:
-        proto = kind(w)
+        proto = kind(w) + variant(w)
         st = w.get("sandbox_startup")
         if st:
             lines.append(f"| {w['items']:,} | {proto} | sandbox start | {w['items']:,} | {fmt(st['wall_s'])} "
@@ -106,6 +106,12 @@ def kind(world: dict[str, Any]) -> str:
     return "resync" if any(p["phase"] == "resync" for p in world["phases"]) else "full"
 
 
+def variant(world: dict[str, Any]) -> str:
+    """What else set the world apart: a ``--context-items`` other than the default."""
+    ctx = world.get("context_items")
+    return f", context_items {ctx:,}" if ctx is not None else ""
+
+
 def why_table(worlds: list[dict[str, Any]]) -> str:
     """Per measured change step recorded with ``--why``: how many changed items each source
     wrote again, and what differed in their written values."""
@@ -125,7 +131,7 @@ def why_table(worlds: list[dict[str, Any]]) -> str:
             )
             parts = ", ".join(f"{name} {n:,}" for name, n in list(why.get("parts", {}).items())[:6])
             lines.append(
-                f"| {w['items']:,} | {kind(w)} | {changed.get('servicenow', 0):,} / "
+                f"| {w['items']:,} | {kind(w)}{variant(w)} | {changed.get('servicenow', 0):,} / "
                 f"{changed.get('jira', 0):,} | {again.get('servicenow', 0):,} / "
                 f"{again.get('jira', 0):,} | {shares} | {parts} |"
             )
@@ -137,7 +143,7 @@ def incrementals(worlds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for w in worlds:
         for p in w["phases"]:
             if p["phase"].startswith("incremental"):
-                out.append({"world": w["items"], "protocol": kind(w),
+                out.append({"world": w["items"], "protocol": kind(w), "variant": variant(w),
                             "age_s": w.get("age_s") or 0.0, **p})
     return out
 
@@ -148,7 +154,7 @@ def growth_table(worlds: list[dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for p in incrementals(worlds):
         n = max(p["items"], 1)
-        proto = p["protocol"]
+        proto = p["protocol"] + p["variant"]
         lines.append(
             f"| {p['world']:,} | {proto} | {p['phase']} | {p['items']:,} | {p['items'] / p['world']:.0%} "
             f"| {p['requests']:,} | {p['requests'] / n:.3f} | {p['reads']:,} | {p['writes']:,} "
@@ -184,7 +190,8 @@ def one(num: dict[str, Any], den: dict[str, Any], label: str) -> str:
     same = (num["reads"] + num["writes"]) / (den["reads"] + num["writes"])
     aged = (f", reference changed {den['age_s'] / 60:.0f} min after its first sync began"
             if den.get("age_s") else "")
-    return (f"- {label}{aged}: {num['requests']:,} / {den['requests']:,} requests = **{ratio:.2f}x** → "
+    ctx = f" [big world{num['variant']}]" if num.get("variant") else ""
+    return (f"- {label}{ctx}{aged}: {num['requests']:,} / {den['requests']:,} requests = **{ratio:.2f}x** → "
             f"**{verdict}** (limit 1.1x; {num['phase']} vs {den['phase']}). Reads {num['reads']:,} / "
             f"{den['reads']:,} = {num['reads'] / den['reads']:.2f}x; writes {num['writes']:,} / "
             f"{den['writes']:,} = {num['writes'] / den['writes']:.2f}x, for {written(num)} / "
