@@ -290,8 +290,9 @@ def _caused_by(fields: Any) -> str | None:
     return str(value) if value else None
 
 
-def context_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Stored enriched rows reduced to what enrichment compares new items with."""
+def context_frame(rows: Iterable[dict[str, Any]], reverse: bool = False) -> pd.DataFrame:
+    """Stored enriched rows reduced to what enrichment compares new items with, one row at a
+    time (``reverse``: in the opposite order of ``rows``)."""
     lean = []
     for row in rows:
         signals = row.get("signals")
@@ -305,6 +306,8 @@ def context_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             signals.get("first_response_hours") if isinstance(signals, dict) else None
         )
         lean.append(entry)
+    if reverse:
+        lean.reverse()
     frame = pd.DataFrame.from_records(lean, columns=list(CONTEXT_COLUMNS))
     for name in ("created", "resolved"):
         frame[name] = pd.to_datetime(frame[name], utc=True, errors="coerce", format="ISO8601")
@@ -322,9 +325,8 @@ def stored_history(state: StateStore, settings: Any, now: datetime) -> pd.DataFr
     """The stored part of the history a sync compares items with (``ExperienceSettings``
     ``context_days`` and ``context_items``), oldest first, so the newest are kept when the
     history is trimmed. ``explain`` reads it too."""
-    rows = state.recent_items(now - timedelta(days=settings.context_days), settings.context_items)
-    rows.reverse()
-    return context_frame(rows)
+    rows = state.iter_recent_items(now - timedelta(days=settings.context_days), settings.context_items)
+    return context_frame(rows, reverse=True)
 
 
 #: (context_items, context_days) already warned about by this process: ``serve`` runs a sync
