@@ -347,7 +347,7 @@ def history_capped_advice(oldest: Any, settings: Any, now: datetime) -> str:
         "their repeat contacts and caused incidents counted on part of their history, and these "
         "values and the typical durations can change each time such an item is synced, which "
         "writes it again. Raise experience.context_items to the items of context_days "
-        "(memory: docs/DEPLOYMENT.md)"
+        "(what it costs: docs/DEPLOYMENT.md)"
     )
 
 
