@@ -95,6 +95,14 @@ items = Table(
     Column("data", Text, nullable=False),
 )
 
+def _in_history(since: datetime) -> Any:
+    """The items the history may hold: created or resolved at or after ``since``."""
+    return or_(items.c.created >= since, items.c.resolved >= since)
+
+
+#: The history keeps the newest items by creation (``recent_items``, ``history_extent``).
+_NEWEST_FIRST = items.c.created.desc().nulls_last()
+
 written = Table(
     "written",
     metadata,
@@ -499,12 +507,7 @@ class StateStore:
         (73,000 of them took 600 MB at once)."""
         if limit <= 0:
             return
-        query = (
-            select(items.c.data)
-            .where(or_(items.c.created >= since, items.c.resolved >= since))
-            .order_by(items.c.created.desc().nulls_last())
-            .limit(limit)
-        )
+        query = select(items.c.data).where(_in_history(since)).order_by(_NEWEST_FIRST).limit(limit)
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
             for row in result:
@@ -514,14 +517,14 @@ class StateStore:
         """How many items ``recent_items(since, limit)`` chooses from, and, when there are more
         than ``limit``, the creation time of the oldest one it keeps (None when it keeps all,
         or none)."""
-        window = or_(items.c.created >= since, items.c.resolved >= since)
+        window = _in_history(since)
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(items).where(window)).scalar_one()
             oldest = None
             if 0 < limit < total:
                 oldest = conn.execute(
                     select(items.c.created).where(window)
-                    .order_by(items.c.created.desc().nulls_last()).offset(limit - 1).limit(1)
+                    .order_by(_NEWEST_FIRST).offset(limit - 1).limit(1)
                 ).scalar()
         return int(total), oldest
 

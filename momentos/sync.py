@@ -335,14 +335,14 @@ _HISTORY_WARNED: set[tuple[int, float]] = set()
 
 
 def history_capped_advice(oldest: Any, settings: Any, now: datetime) -> str:
-    """In words: the history is the newest ``context_items`` items, created since ``oldest``,
-    a shorter span than ``context_days``, and what that does to the scores."""
+    """In words, for a history that ``history_is_capped``: the newest ``context_items`` items,
+    created since ``oldest``, a shorter span than ``context_days``, and what that does."""
     since = pd.Timestamp(oldest)
-    days = max(0.0, (pd.Timestamp(now) - since).total_seconds() / 86400) if not pd.isna(since) else 0.0
-    when = since.strftime("%Y-%m-%d %H:%M") if not pd.isna(since) else "unknown"
+    days = max(0.0, (pd.Timestamp(now) - since).total_seconds() / 86400)
     return (
         f"the history that scores compare items with holds only the newest "
-        f"{settings.context_items:,} items, created since {when} UTC ({days:.1f} days, where "
+        f"{settings.context_items:,} items, created since {since:%Y-%m-%d %H:%M} UTC "
+        f"({days:.1f} days, where "
         f"experience.context_days is {settings.context_days:g}). Items created before that get "
         "their repeat contacts and caused incidents counted on part of their history, and these "
         "values and the typical durations can change each time such an item is synced, which "
