@@ -314,8 +314,11 @@ def _recompute(config: Config, item: Item, lang: str, now: datetime, state: Stat
     experience = config.experience.model_copy(update={"language": lang})
     frame = items_to_frame([item])
     context = stored_context(state, experience, now)
+    # Repeat contacts and caused incidents count the stored items as sync counts them.
+    stored = (state.neighbours([(item.source, item.id)])
+              if state is not None and experience.context_items else None)
     enriched = enrich(frame, config.moments, experience, now=now, model=stored_model(state),
-                      context=context, given_moments=[person])
+                      context=context, given_moments=[person], stored=stored)
     row = enriched.iloc[0].to_dict()
     moment = enriched["moment"].to_numpy(dtype=object)
     # The signals frame behind the score, with the typical durations it compared against:
@@ -323,7 +326,7 @@ def _recompute(config: Config, item: Item, lang: str, now: datetime, state: Stat
     signals = compute_signals(
         frame, col.comments_table(frame), col.history_table(frame), now,
         chaser_regex(experience.chaser_patterns), settings=experience, moments=moment,
-        context=context,
+        context=context, stored=stored,
     )
     points = score_contributions(signals, moment, experience).iloc[0]
     row["contributions"] = {name: float(points[name]) for name in SIGNALS}

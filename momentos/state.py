@@ -12,15 +12,18 @@ SQLite by default, any SQLAlchemy URL (PostgreSQL) for shared deployments. It ke
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -33,13 +36,19 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
     func,
     insert,
+    inspect,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateTable
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -93,7 +102,22 @@ items = Table(
     Column("resolved", UTCDateTime, index=True),
     #: the enriched row (report columns) as JSON
     Column("data", Text, nullable=False),
+    #: what cross-item signals find the item by (``signals.stored_keys``; None where empty)
+    Column("requester_key", Text),
+    Column("about_key", Text),
+    Column("service_key", Text),
+    Column("kind_key", Text),
+    Column("caused_by_key", Text),
+    # Each ``StoredNeighbours`` count reads one of these alone (source and item_id included,
+    # to leave the batch's own items out without reading the table).
+    Index("ix_items_contact", "requester_key", "about_key", "created", "source", "item_id"),
+    Index("ix_items_service", "service_key", "kind_key", "created", "source", "item_id"),
+    Index("ix_items_caused_by", "caused_by_key", "kind_key", "source", "item_id"),
+    Index("ix_items_linking", "source", "caused_by_key", "kind_key"),
 )
+
+#: The columns of ``items`` that ``signals.stored_keys`` fills.
+KEY_COLUMNS = ("requester_key", "about_key", "service_key", "kind_key", "caused_by_key")
 
 def _in_history(since: datetime) -> Any:
     """The items the history may hold: created or resolved at or after ``since``."""
@@ -238,6 +262,21 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def item_keys(rows: list[dict[str, Any]]) -> list[dict[str, str | None]]:
+    """``KEY_COLUMNS`` of each stored row (the enriched report rows sync stores as ``data``)."""
+    if not rows:
+        return []
+    import pandas as pd
+
+    from momentos.enrichment.signals import stored_keys
+
+    names = ("requester", "service", "category", "kind", "caused_by")
+    frame = pd.DataFrame.from_records(
+        [{name: row.get(name) for name in names} for row in rows], columns=list(names)
+    )
+    return stored_keys(frame).to_dict("records")
+
+
 class StateStore:
     """All state access goes through here; every method is one short transaction."""
 
@@ -247,9 +286,48 @@ class StateStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._add_item_keys()
         # Indexes added after a store was created (create_all only makes missing tables).
         for index in items.indexes:
             index.create(self.engine, checkfirst=True)
+
+    def _add_item_keys(self) -> None:
+        """A store made before ``KEY_COLUMNS`` existed gets them, filled from each item's
+        stored row, once, in one transaction (an interrupted start leaves the store as it
+        was, and the next start does it again)."""
+        have = {c["name"] for c in inspect(self.engine).get_columns("items")}
+        missing = [name for name in KEY_COLUMNS if name not in have]
+        if not missing:
+            return
+        with self.engine.begin() as conn:
+            for name in missing:
+                conn.exec_driver_sql(f"ALTER TABLE items ADD COLUMN {name} TEXT")
+            total = conn.execute(select(func.count()).select_from(items)).scalar_one()
+            if total:
+                log.info("state store: adding the keys of cross-item signals to %d stored "
+                         "items (once)", total)
+            statement = (
+                update(items)
+                .where(items.c.source == bindparam("b_source"),
+                       items.c.item_id == bindparam("b_id"))
+                .values({name: bindparam(f"b_{name}") for name in KEY_COLUMNS})
+            )
+            after: tuple[str, str] = ("", "")
+            while True:
+                page = conn.execute(
+                    select(items.c.source, items.c.item_id, items.c.data)
+                    .where(tuple_(items.c.source, items.c.item_id) > after)
+                    .order_by(items.c.source, items.c.item_id).limit(5000)
+                ).all()
+                if not page:
+                    break
+                after = (page[-1].source, page[-1].item_id)
+                keys = item_keys([json.loads(row.data) for row in page])
+                conn.execute(statement, [
+                    {"b_source": row.source, "b_id": row.item_id,
+                     **{f"b_{name}": value for name, value in key.items()}}
+                    for row, key in zip(page, keys)
+                ])
 
     def close(self) -> None:
         self.engine.dispose()
@@ -527,6 +605,11 @@ class StateStore:
                     .order_by(_NEWEST_FIRST).offset(limit - 1).limit(1)
                 ).scalar()
         return int(total), oldest
+
+    def neighbours(self, skip: Iterable[tuple[str, str]]) -> ItemNeighbours:
+        """Counts over the stored items for cross-item signals (``signals.StoredNeighbours``),
+        without the items ``skip`` names (source, item id)."""
+        return ItemNeighbours(self.engine, skip)
 
     def newest_items(self, sources: list[str] | None, limit: int) -> list[dict[str, Any]]:
         """The enriched rows of the ``limit`` items with the newest platform ``updated``
@@ -814,6 +897,118 @@ class StateStore:
             return [dict(r._mapping) for r in rows]
 
 
+#: Per-connection scratch tables of ``ItemNeighbours`` (created, filled and dropped within one
+#: transaction that is rolled back: nothing of them outlives a count).
+_scratch = MetaData()
+_want = Table(
+    "momentos_want", _scratch,
+    Column("i", Integer, primary_key=True),
+    Column("a", Text),
+    Column("b", Text),
+    Column("lo", UTCDateTime),
+    Column("hi", UTCDateTime),
+    prefixes=["TEMPORARY"],
+)
+_skip = Table(
+    "momentos_skip", _scratch,
+    Column("source", Text, primary_key=True),
+    Column("item_id", Text, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+class ItemNeighbours:
+    """``signals.StoredNeighbours`` over a state store's items, leaving out ``skip`` (the
+    (source, item id) of the batch being enriched, whose current versions it holds).
+
+    Each count joins a scratch table of the wanted keys and windows with one of the
+    ``items`` indexes: a batch's repeat contacts and caused incidents cost a few index range
+    reads, whatever the store's size, and count every stored item, not only those that fit
+    in memory."""
+
+    def __init__(self, engine: Engine, skip: Iterable[tuple[str, str]]) -> None:
+        self._engine = engine
+        self._skip = [{"source": s, "item_id": i} for s, i in dict.fromkeys(skip)]
+
+    def _scratch(self, conn: Any, wants: list[dict[str, Any]]) -> None:
+        for table in (_want, _skip):
+            conn.execute(CreateTable(table, if_not_exists=True))
+            conn.execute(delete(table))
+        for chunk in _chunks(self._skip, 5000):
+            conn.execute(insert(_skip), chunk)
+        for chunk in _chunks(wants, 5000):
+            conn.execute(insert(_want), chunk)
+
+    def _not_skipped(self) -> Any:
+        return ~exists().where(_skip.c.source == items.c.source,
+                               _skip.c.item_id == items.c.item_id)
+
+    def _per_want(self, wants: list[dict[str, Any]], on: Any, *where: Any) -> np.ndarray:
+        out = np.zeros(len(wants))
+        if not wants:
+            return out
+        query = (
+            select(_want.c.i, func.count())
+            .select_from(_want.join(items, on))
+            .where(self._not_skipped(), *where)
+            .group_by(_want.c.i)
+        )
+        with self._engine.connect() as conn:
+            self._scratch(conn, wants)
+            for i, count in conn.execute(query):
+                out[i] = count
+            conn.rollback()
+        return out
+
+    def contacts(self, requester: Any, about: Any, start: Any, end: Any) -> np.ndarray:
+        wants = [{"i": i, "a": r, "b": a, "lo": lo, "hi": hi}
+                 for i, (r, a, lo, hi) in enumerate(zip(requester, about, start, end))]
+        on = and_(items.c.requester_key == _want.c.a, items.c.about_key == _want.c.b,
+                  items.c.created >= _want.c.lo, items.c.created < _want.c.hi)
+        return self._per_want(wants, on)
+
+    def incidents(self, service: Any, start: Any, end: Any, kinds: Any) -> np.ndarray:
+        wants = [{"i": i, "a": s, "b": None, "lo": lo, "hi": hi}
+                 for i, (s, lo, hi) in enumerate(zip(service, start, end))]
+        if not kinds:
+            return np.zeros(len(wants))
+        on = and_(items.c.service_key == _want.c.a, items.c.kind_key.in_(list(kinds)),
+                  items.c.created >= _want.c.lo, items.c.created <= _want.c.hi)
+        return self._per_want(wants, on)
+
+    def links(self, changes: Any, kinds: Any) -> dict[str, int]:
+        found: dict[str, int] = {}
+        changes = [c for c in dict.fromkeys(changes) if c]
+        if not changes or not kinds:
+            return found
+        with self._engine.connect() as conn:
+            self._scratch(conn, [])
+            for chunk in _chunks(changes, 500):
+                query = (
+                    select(items.c.caused_by_key, func.count())
+                    .where(items.c.caused_by_key.in_(chunk), items.c.kind_key.in_(list(kinds)),
+                           self._not_skipped())
+                    .group_by(items.c.caused_by_key)
+                )
+                found.update({key: int(count) for key, count in conn.execute(query)})
+            conn.rollback()
+        return found
+
+    def linking_sources(self, sources: Any, kinds: Any) -> set[str]:
+        out: set[str] = set()
+        if not kinds:
+            return out
+        with self._engine.connect() as conn:
+            for source in dict.fromkeys(sources):
+                query = select(items.c.source).where(
+                    items.c.source == source, items.c.caused_by_key.is_not(None),
+                    items.c.kind_key.in_(list(kinds)),
+                ).limit(1)
+                if conn.execute(query).first() is not None:
+                    out.add(source)
+        return out
+
+
 def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -828,4 +1023,4 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-__all__ = ["StateStore", "Watermark", "PendingWrite"]
+__all__ = ["ItemNeighbours", "StateStore", "Watermark", "PendingWrite"]

@@ -37,7 +37,7 @@ from momentos.errors import BudgetExhausted, MomentosError
 from momentos.models import MOMENTS, Item
 from momentos.nudges import plan_episodes
 from momentos.sandbox.world import INTEGRATION_USER
-from momentos.state import PendingWrite, StateStore, Watermark
+from momentos.state import PendingWrite, StateStore, Watermark, item_keys
 
 log = logging.getLogger("momentos.sync")
 
@@ -321,6 +321,22 @@ def context_frame(rows: Iterable[dict[str, Any]], reverse: bool = False) -> pd.D
     return frame
 
 
+def _merged(history: pd.DataFrame | None, page: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """``history`` (a ``context_frame``, oldest first) with ``page``'s rows replacing their
+    items' older versions, trimmed to the newest ``limit`` by creation."""
+    if history is not None and len(history):
+        keys = history["source"].astype(str) + "\x1f" + history["id"].astype(str)
+        fresh = set(page["source"].astype(str) + "\x1f" + page["id"].astype(str))
+        history = history[~keys.isin(fresh).to_numpy()]
+        history = pd.concat([history, page], ignore_index=True)
+    else:
+        history = page
+    if len(history) > limit:
+        history = history.sort_values("created", kind="stable", na_position="first")
+        history = history.iloc[len(history) - limit:] if limit else history.iloc[0:0]
+    return history.reset_index(drop=True)
+
+
 def stored_history(state: StateStore, settings: Any, now: datetime) -> pd.DataFrame:
     """The stored part of the history a sync compares items with (``ExperienceSettings``
     ``context_days`` and ``context_items``), oldest first, so the newest are kept when the
@@ -340,14 +356,14 @@ def history_capped_advice(oldest: Any, settings: Any, now: datetime) -> str:
     since = pd.Timestamp(oldest)
     days = max(0.0, (pd.Timestamp(now) - since).total_seconds() / 86400)
     return (
-        f"the history that scores compare items with holds only the newest "
+        f"the history that typical durations are read from holds only the newest "
         f"{settings.context_items:,} items, created since {since:%Y-%m-%d %H:%M} UTC "
-        f"({days:.1f} days, where "
-        f"experience.context_days is {settings.context_days:g}). Items created before that get "
-        "their repeat contacts and caused incidents counted on part of their history, and these "
-        "values and the typical durations can change each time such an item is synced, which "
-        "writes it again. Raise experience.context_items to the items of context_days "
-        "(what it costs: docs/DEPLOYMENT.md)"
+        f"({days:.1f} days, where experience.context_days is {settings.context_days:g}). "
+        "Repeat contacts and caused incidents count every stored item, but the typical "
+        "resolution and response times are medians over that span only: they follow the "
+        "newest items, and an older item synced again may score a little differently. Raise "
+        "experience.context_items to the items of context_days for medians over the whole "
+        "span (what it costs: docs/DEPLOYMENT.md)"
     )
 
 
@@ -360,13 +376,14 @@ def history_is_capped(oldest: Any, settings: Any, now: datetime) -> bool:
 
 
 def warn_history_capped(oldest: Any, settings: Any, now: datetime) -> None:
-    """Log ``history_capped_advice`` once per process and limit, when the history is capped."""
+    """Log ``history_capped_advice`` once per process and limit, when the history is capped
+    (as information: only the typical durations depend on it)."""
     key = (settings.context_items, settings.context_days)
     if key in _HISTORY_WARNED or not history_is_capped(oldest, settings, now):
         return
     _HISTORY_WARNED.add(key)
     text = history_capped_advice(oldest, settings, now)
-    log.warning("%s", text[0].upper() + text[1:])
+    log.info("%s", text[0].upper() + text[1:])
 
 
 def _db_time(value: Any) -> datetime | None:
@@ -400,6 +417,9 @@ class SyncEngine:
         self.stop_requested = stop_requested
         self._model: learn.MomentModel | None = None
         self._context: pd.DataFrame | None = None
+        #: Rows this run processed but did not store (a dry run): cross-item counts see them
+        #: here, and not their older stored versions.
+        self._unsaved: pd.DataFrame | None = None
         self._stream: str | None = None  # the stream being pulled (where a budget stops)
         #: Commands that write nothing (``mapping preview``) build a read-only engine; a dry
         #: run is read-only for its run. Read-only, nothing is saved, not even a retrained model.
@@ -417,7 +437,7 @@ class SyncEngine:
         started = time.monotonic()
         # Each run reads the model and the history afresh: a retrain or another process's
         # sync may have changed them since the last run.
-        self._model, self._context = None, None
+        self._model, self._context, self._unsaved = None, None, None
         self._writes_state = not (dry_run or self.read_only)
         sources = [self.config.source(source)] if source else list(self.config.sources)
         result = SyncResult(sources={}, duration_s=0.0)
@@ -646,7 +666,8 @@ class SyncEngine:
                     }
                 )
             summary.written += len({c.item.id for c in plan.changes})
-            self._remember([_report_row(r) for r in enriched.to_dict("records")], start)
+            self._remember([_report_row(r) for r in enriched.to_dict("records")], start,
+                           stored=False)
             return
 
         if plan.new_overrides:
@@ -673,9 +694,9 @@ class SyncEngine:
         writes_ok, failed, errors, new_versions = _settle(source, plan.changes, write_results, summary)
 
         rows, processed = [], []
-        for row in enriched.to_dict("records"):
-            data = _report_row(row)
-            processed.append(data)
+        records = enriched.to_dict("records")
+        processed = [_report_row(row) for row in records]
+        for row, data, keys in zip(records, processed, item_keys(processed)):
             updated = new_versions.get(row["id"]) or _db_time(row.get("updated"))
             rows.append(
                 {
@@ -686,6 +707,7 @@ class SyncEngine:
                     "score": data["experience_score"], "level": data["experience_level"],
                     "customer": data["customer"], "created": _db_time(row.get("created")),
                     "resolved": _db_time(row.get("resolved")), "data": json.dumps(data, default=str),
+                    **keys,
                 }
             )
         self.state.commit_page(
@@ -812,7 +834,7 @@ class SyncEngine:
             again = enrich(
                 items_to_frame(items), self.config.moments, self.config.experience, now=now,
                 model=self._moment_model(), context=self._history(now),
-                given_moments=[people[i.id] for i in items],
+                given_moments=[people[i.id] for i in items], **self._neighbours(items),
             )
         except Exception as exc:  # noqa: BLE001 - keep momentos' own scoring for the page
             log.warning("re-scoring items with a person's moment failed (%s)", exc)
@@ -874,7 +896,19 @@ class SyncEngine:
             frame, self.config.moments, self.config.experience, now=now,
             model=self._moment_model(), context=self._history(now),
             given_moments=[given.get(i.id) for i in items] if given else None,
+            **self._neighbours(items),
         )
+
+    def _neighbours(self, items: list[Item]) -> dict[str, Any]:
+        """What ``enrich`` counts repeat contacts and caused incidents over: every stored item
+        (``StateStore.neighbours``) but the batch's own and this run's unsaved ones, plus
+        those unsaved rows."""
+        if not self.config.experience.context_items:
+            return {}  # no history: items compare only with their batch
+        skip = [(i.source, i.id) for i in items]
+        if self._unsaved is not None:
+            skip += zip(self._unsaved["source"].tolist(), self._unsaved["id"].tolist())
+        return {"stored": self.state.neighbours(skip), "cross_context": self._unsaved}
 
     def _moment_model(self) -> learn.MomentModel:
         """The instance's learned moment model (the shipped one until it has its own), loaded
@@ -897,8 +931,9 @@ class SyncEngine:
                 warn_history_capped(self._context["created"].min(), settings, now)
         return self._context
 
-    def _remember(self, rows: list[dict[str, Any]], now: datetime) -> None:
-        """Add a processed page to the run's history (replacing older versions of its items).
+    def _remember(self, rows: list[dict[str, Any]], now: datetime, stored: bool = True) -> None:
+        """Add a processed page to the run's history (replacing older versions of its items),
+        and, when the page was not ``stored``, to the run's unsaved rows.
 
         The same window and limit as the stored history loaded by the next run (created or
         resolved within ``context_days``, the newest ``context_items`` by creation), so a
@@ -908,20 +943,12 @@ class SyncEngine:
         history = self._history(now)
         settings = self.config.experience
         page = context_frame(rows)
+        if not stored:
+            self._unsaved = _merged(self._unsaved, page, settings.context_items)
         since = pd.Timestamp(now - timedelta(days=settings.context_days))
         page = page[((page["created"] >= since) | (page["resolved"] >= since)).to_numpy()]
-        if not len(page):
-            return
-        if len(history):
-            keys = history["source"].astype(str) + "\x1f" + history["id"].astype(str)
-            fresh = set(page["source"].astype(str) + "\x1f" + page["id"].astype(str))
-            history = history[~keys.isin(fresh).to_numpy()]
-        history = pd.concat([history, page], ignore_index=True) if len(history) else page
-        limit = settings.context_items
-        if len(history) > limit:
-            history = history.sort_values("created", kind="stable", na_position="first")
-            history = history.iloc[len(history) - limit:] if limit else history.iloc[0:0]
-        self._context = history.reset_index(drop=True)
+        if len(page):
+            self._context = _merged(history, page, settings.context_items)
 
     def _retry_pending(self, connector: Connector, settings: SourceSettings, summary: SourceSummary) -> None:
         pending = self.state.due_pending_writes(settings.name)

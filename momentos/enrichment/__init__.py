@@ -30,6 +30,7 @@ from momentos.enrichment.settings import (
     default_rules,
 )
 from momentos.enrichment.signals import (
+    StoredNeighbours,
     chaser_regex,
     compute_signals,
     signal_dicts,
@@ -77,6 +78,8 @@ def enrich(
     model: MomentModel | None = None,
     context: pd.DataFrame | None = None,
     frame_is_population: bool = False,
+    stored: StoredNeighbours | None = None,
+    cross_context: pd.DataFrame | None = None,
     given_moments: Sequence[str | None] | None = None,
     signals_as_text: bool = False,
 ) -> pd.DataFrame:
@@ -97,7 +100,10 @@ def enrich(
     population (a file, a benchmark world): a sync page is not one, its neighbours change from
     one sync to the next and the score would change, and be written again, with them. Without
     either, typical durations are the configured targets and the cross-item counts are
-    unknown (null).
+    unknown (null). A sync passes ``stored``, its state store's counts
+    (``signals.StoredNeighbours``): repeat contacts and caused incidents then count every
+    stored item, plus ``cross_context`` (rows not stored yet), and ``context`` serves the
+    typical durations only.
 
     ``given_moments`` (one entry per row, ``None`` where not given) are moments a person set
     in the platform: they replace the rules and the model for those rows (reason "set by a
@@ -129,6 +135,8 @@ def enrich(
         moments=moment,
         context=context,
         frame_is_population=frame_is_population,
+        stored=stored,
+        cross_context=cross_context,
     )
     scored = score_experience(signals, moment, experience)
     level = scored["experience_level"].to_numpy(dtype=object)

@@ -8,13 +8,17 @@ docs/SIGNALS.md; names and types are ``settings.SIGNALS`` / ``settings.SIGNAL_TY
 
 Cross-item signals (repeat contact, incidents caused by a change, "typical" durations) look at
 the frame plus an optional ``context`` frame of other recent items (e.g. from the state store),
-because a sync page rarely holds a change and the incidents it caused.
+because a sync page rarely holds a change and the incidents it caused. A sync also passes
+``stored`` (``StoredNeighbours``): counts over every item of its state store, so an item's
+repeat contacts and caused incidents do not depend on how much history fits in memory.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -711,6 +715,8 @@ def compute_signals(
     moments: np.ndarray | None = None,
     context: pd.DataFrame | None = None,
     frame_is_population: bool = False,
+    stored: StoredNeighbours | None = None,
+    cross_context: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row of signals per frame row (positional ``RangeIndex``).
 
@@ -722,8 +728,12 @@ def compute_signals(
     look at; it is never scored. ``frame_is_population`` lets the frame's own items be the
     reference too (right for a whole file; wrong for a sync page, whose neighbours change from
     one sync to the next): without it or a context, repeat contact and caused incidents are
-    unknown. Columns: ``settings.SIGNALS`` plus ``_open`` (still open), ``_typical_hours``
-    (the typical resolution hours used) and ``_kind``.
+    unknown. ``stored`` (a sync's state store) counts repeat contacts and caused incidents
+    over every stored item instead of ``context``: then those two compare with the frame,
+    ``cross_context`` (rows not in the store yet, e.g. a dry run's earlier pages) and the
+    store, and ``context`` serves only the typical durations. Columns: ``settings.SIGNALS``
+    plus ``_open`` (still open), ``_typical_hours`` (the typical resolution hours used) and
+    ``_kind``.
     """
     settings = settings or ExperienceSettings()
     n = len(frame)
@@ -808,13 +818,14 @@ def compute_signals(
     # Items are compared with each other when there is a population: a file, or a history
     # passed by the caller, even an empty one (a first sync's first batch: the frame and the
     # history so far, like every later batch). Only without any history are they unknown.
-    cross_items = frame_is_population or context is not None
-    repeat = _repeat_contact(frame, ctx, created, settings.repeat_contact_days)
+    cross_items = frame_is_population or context is not None or stored is not None
+    near = ctx if stored is None else _other_items(frame, cross_context)
+    repeat = _repeat_contact(frame, near, created, settings.repeat_contact_days, stored)
 
     # -- moment-specific indicators ----------------------------------------------------------
     howto = is_howto(frame)
     lost = _lost_hours(frame, duration, howto, settings)
-    caused = _caused_incidents(frame, ctx, created, resolved, kind, settings)
+    caused = _caused_incidents(frame, near, created, resolved, kind, settings, stored)
     if not cross_items:
         repeat = np.full(n, np.nan)
         caused = np.full(n, np.nan)
@@ -875,29 +886,114 @@ def compute_signals(
     return signals
 
 
+def _contact_keys(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """What repeat contact compares: the requester, and what the item is about (its service,
+    else ``c:`` and its category; ``""`` when neither is known)."""
+    requester = col.key_text(data, "requester")
+    service = col.key_text(data, "service")
+    category = col.key_text(data, "category")
+    about = service.where(service != "", "c:" + category)
+    about = about.where(about != "c:", "")
+    return requester, about
+
+
 def _repeat_contact(
-    frame: pd.DataFrame, ctx: pd.DataFrame | None, created: pd.Series, days: float
+    frame: pd.DataFrame, ctx: pd.DataFrame | None, created: pd.Series, days: float,
+    stored: StoredNeighbours | None = None,
 ) -> np.ndarray:
     """Earlier items from the same requester about the same service (else category) within
     ``days`` before this one; NaN when the requester or the date is unknown."""
-
-    def keys(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        requester = col.key_text(data, "requester")
-        service = col.key_text(data, "service")
-        category = col.key_text(data, "category")
-        about = service.where(service != "", "c:" + category)
-        about = about.where(about != "c:", "")
-        return requester, about
-
-    requester, about = keys(frame)
+    requester, about = _contact_keys(frame)
+    n = len(frame)
     seconds = _seconds(created)
+    own_seconds = seconds
     if ctx is not None:
-        c_requester, c_about = keys(ctx)
+        c_requester, c_about = _contact_keys(ctx)
         requester = pd.concat([requester, c_requester], ignore_index=True)
         about = pd.concat([about, c_about], ignore_index=True)
         seconds = np.concatenate([seconds, _seconds(col.timestamps(ctx, "created"))])
     codes = _group_codes(requester, about)
-    return _earlier_within(codes, seconds, days * _DAY)[: len(frame)]
+    out = _earlier_within(codes, seconds, days * _DAY)[:n]
+    if stored is not None:
+        rows = np.flatnonzero(~np.isnan(out))
+        if len(rows):
+            keys_r = requester.to_numpy(dtype=object)[rows]
+            keys_a = about.to_numpy(dtype=object)[rows]
+            end = _micros(own_seconds[rows])
+            out[rows] += stored.contacts(
+                [_stored_key(k) for k in keys_r], [_stored_key(k) for k in keys_a],
+                _datetimes(end - round(days * _DAY * 1e6)), _datetimes(end),
+            )
+    return out
+
+
+#: Keys stored for ``StoredNeighbours`` are cut to this many characters (an index holds them).
+STORED_KEY_CHARS = 200
+
+
+def _stored_key(value: str) -> str:
+    return value[:STORED_KEY_CHARS]
+
+
+def stored_keys(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per stored row (the enriched rows a sync stores: ``requester``, ``service``,
+    ``category``, ``kind``, ``caused_by``), the keys ``StoredNeighbours`` finds it by:
+    ``requester_key`` and ``about_key`` (repeat contact), ``service_key`` and ``kind_key``
+    (incidents after a change), ``caused_by_key`` (incidents linked to a change); None where
+    empty. The same normalisation the signals apply to a context frame."""
+    requester, about = _contact_keys(rows)
+    out = {
+        "requester_key": requester,
+        "about_key": about,
+        "service_key": col.key_text(rows, "service"),
+        "kind_key": col.key_text(rows, "kind"),
+        "caused_by_key": col.key_text(rows, "caused_by"),
+    }
+    return pd.DataFrame(
+        {name: [_stored_key(v) if v else None for v in values.tolist()]
+         for name, values in out.items()}
+    )
+
+
+class StoredNeighbours(Protocol):
+    """Counts over the items a state store holds (``stored_keys`` of each), for the cross-item
+    signals of a frame. The implementation leaves out the frame's own items and any other it
+    was told to (their current versions are in the frame or its context)."""
+
+    def contacts(self, requester: Sequence[str], about: Sequence[str],
+                 start: Sequence[datetime], end: Sequence[datetime]) -> np.ndarray:
+        """Per entry: items with that ``requester_key`` and ``about_key``, created in
+        [start, end)."""
+        ...
+
+    def incidents(self, service: Sequence[str], start: Sequence[datetime],
+                  end: Sequence[datetime], kinds: Sequence[str]) -> np.ndarray:
+        """Per entry: items of one of ``kinds`` with that ``service_key``, created in
+        [start, end]."""
+        ...
+
+    def links(self, changes: Sequence[str], kinds: Sequence[str]) -> dict[str, int]:
+        """Items of one of ``kinds`` per ``caused_by_key`` among ``changes``."""
+        ...
+
+    def linking_sources(self, sources: Sequence[str], kinds: Sequence[str]) -> set[str]:
+        """Those of ``sources`` that hold an item of one of ``kinds`` with a ``caused_by_key``."""
+        ...
+
+
+def _micros(seconds: np.ndarray) -> np.ndarray:
+    """Float epoch seconds (``_seconds``, exact to the microsecond) as integer microseconds."""
+    return np.round(seconds * 1e6).astype(np.int64)
+
+
+_MIN_MICROS = int((datetime(1, 1, 2) - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+_MAX_MICROS = int((datetime(9999, 12, 30) - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+
+
+def _datetimes(micros: np.ndarray) -> list[datetime]:
+    """Integer epoch microseconds as aware UTC datetimes, held within what datetime holds."""
+    clipped = np.clip(micros, _MIN_MICROS, _MAX_MICROS).astype("datetime64[us]")
+    return [value.replace(tzinfo=UTC) for value in clipped.tolist()]
 
 
 def _caused_incidents(
@@ -907,6 +1003,7 @@ def _caused_incidents(
     resolved: pd.Series,
     kind: pd.Series,
     settings: ExperienceSettings,
+    stored: StoredNeighbours | None = None,
 ) -> np.ndarray:
     """Incidents caused by each change.
 
@@ -914,28 +1011,41 @@ def _caused_incidents(
     within ``caused_incident_days`` after the change was implemented (resolved). Where a source
     links incidents to changes (a ``caused_by`` column or platform field on its incidents), a
     change of that source counts the larger of its linked incidents and that window's count.
-    Items that are not changes get NaN from the caller's moment mask.
+    Items that are not changes get NaN from the caller's moment mask. ``stored`` adds the
+    state store's incidents to those of the frame and ``ctx``.
     """
     n = len(frame)
     data = frame if ctx is None else pd.concat([frame, ctx], ignore_index=True)
     all_kind = col.key_text(data, "kind")
     incident = all_kind.isin(settings.incident_kinds).to_numpy()
-    out = _caused_in_window(frame, data, incident, resolved, settings)
+    out = _caused_in_window(frame, data, incident, resolved, settings, stored)
     # Explicit links add what proximity misses (an incident on another service, or later).
+    sources = col.text(data, "source").to_numpy(dtype=object)
+    per_change = pd.Series(dtype=float)
+    linked: set[str] = set()
     if _has_source(data, ("caused_by", "caused_by_change")):
         links = _text_or_field(data, ("caused_by", "caused_by_change"))
         has_link = incident & (links != "").to_numpy()
         # Only sources whose incidents carry links: a Jira change next to ServiceNow
         # incidents still gets the window count.
-        sources = col.text(data, "source").to_numpy(dtype=object)
-        linking = np.isin(sources[:n], np.unique(sources[has_link]))
-        if linking.any():
-            per_change = links[has_link].value_counts()
-            counts = np.zeros(n)
-            for name in ("key", "id"):
-                ids = col.key_text(frame, name)
-                counts = np.maximum(counts, ids.map(per_change).fillna(0).to_numpy(dtype=float))
-            out = np.where(linking, np.fmax(counts, out), out)
+        linked = set(np.unique(sources[has_link]).tolist())
+        per_change = links[has_link].value_counts().astype(float)
+    ids = [col.key_text(frame, name) for name in ("key", "id")]
+    if stored is not None:
+        own = sorted(set(sources[:n].tolist()))
+        linked |= stored.linking_sources(own, settings.incident_kinds)
+        if linked & set(own):
+            wanted = sorted({_stored_key(v) for s in ids for v in s.tolist() if v})
+            found = pd.Series(stored.links(wanted, settings.incident_kinds), dtype=float)
+            per_change = per_change.add(found, fill_value=0.0)
+    linking = np.isin(sources[:n], sorted(linked))
+    if linking.any() and len(per_change):
+        counts = np.zeros(n)
+        for values in ids:
+            if stored is not None:
+                values = values.map(_stored_key)
+            counts = np.maximum(counts, values.map(per_change).fillna(0).to_numpy(dtype=float))
+        out = np.where(linking, np.fmax(counts, out), out)
     return out
 
 
@@ -945,6 +1055,7 @@ def _caused_in_window(
     incident: np.ndarray,
     resolved: pd.Series,
     settings: ExperienceSettings,
+    stored: StoredNeighbours | None = None,
 ) -> np.ndarray:
     """Per frame row: incidents on its service created within ``caused_incident_days`` after
     it was implemented (resolved); NaN without a service."""
@@ -953,14 +1064,32 @@ def _caused_in_window(
     when = _seconds(col.timestamps(data, "created"))
     is_change = ~incident
     implemented = _seconds(resolved)
+    window_s = settings.caused_incident_days * _DAY
     # Incidents sorted by (service, created); for each change count those in its window.
     codes = _group_codes(service)
     inc = np.flatnonzero(incident & (codes >= 0) & ~np.isnan(when))
     out = np.full(n, np.nan)
     change_rows = np.flatnonzero(is_change[:n] & (codes[:n] >= 0) & ~np.isnan(implemented))
     out[np.flatnonzero(is_change[:n] & (codes[:n] >= 0))] = 0.0
-    if not len(inc) or not len(change_rows):
+    if not len(change_rows):
         return out
+    if len(inc):
+        span = np.nanmax(when) - np.nanmin(when) + window_s * 4 + 1.0
+        base = np.nanmin(when)
+        key = np.sort(codes[inc] * span + (when[inc] - base))
+        start = codes[change_rows] * span + (implemented[change_rows] - base)
+        stop = start + window_s
+        out[change_rows] = np.searchsorted(key, stop, side="right") - np.searchsorted(
+            key, start, side="left"
+        )
+    if stored is not None:
+        begin = _micros(implemented[change_rows])
+        out[change_rows] += stored.incidents(
+            [_stored_key(v) for v in service.to_numpy(dtype=object)[change_rows]],
+            _datetimes(begin), _datetimes(begin + round(window_s * 1e6)),
+            settings.incident_kinds,
+        )
+    return out
     span = np.nanmax(when) - np.nanmin(when) + settings.caused_incident_days * _DAY * 4 + 1.0
     base = np.nanmin(when)
     key = np.sort(codes[inc] * span + (when[inc] - base))

@@ -206,7 +206,7 @@ def test_acl_short_and_empty_pages_and_the_end_of_run_count(
     visible = {i for i in rows if i not in app.hidden}
     assert len(visible) < len(rows)
     config = sn_config_factory(server, page_size=4, tables=["incident"])
-    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+    with caplog.at_level(logging.INFO, logger="momentos.sync"):
         summary = _sync(config, now=None).sources["servicenow"]
     assert summary.pulled == summary.written == len(visible)
     assert set(_writes_by_record(server)) == visible
@@ -217,7 +217,7 @@ def test_acl_short_and_empty_pages_and_the_end_of_run_count(
     # second, which the window includes and drops as known.
     assert len(visible) <= int(warned[2]) < len(rows)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+    with caplog.at_level(logging.INFO, logger="momentos.sync"):
         assert _sync(config, now=None).sources["servicenow"].written == 0
     assert "counted" not in caplog.text  # known versions are not "missing" records
 
@@ -290,7 +290,7 @@ def test_request_budget_stops_cleanly_and_reruns_finish_the_job(
     config = sn_config_factory(server, page_size=50, max_requests=25, state="budget.db")
     total = len(_records(server))
     runs = 0
-    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+    with caplog.at_level(logging.INFO, logger="momentos.sync"):
         while not all(r.get("u_relationship_moment") for r in _records(server).values()):
             runs += 1
             assert runs <= 12, "the budgeted runs do not converge"
@@ -421,7 +421,7 @@ def test_a_history_cut_short_by_context_items_is_logged_once(
     assert len(kept) == 20
     caplog.clear()
     # Full syncs: a run that finds nothing new never loads the history.
-    with caplog.at_level(logging.WARNING, logger="momentos.sync"):
+    with caplog.at_level(logging.INFO, logger="momentos.sync"):
         for _ in range(2):
             state = StateStore(config.state_url)
             try:
