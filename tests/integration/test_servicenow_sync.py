@@ -433,3 +433,62 @@ def test_a_history_cut_short_by_context_items_is_logged_once(
     oldest = kept["created"].min().strftime("%Y-%m-%d %H:%M")
     assert f"newest 20 items, created since {oldest} UTC" in warnings[0]
     assert "experience.context_items" in warnings[0]
+
+
+def test_repeat_contacts_and_caused_incidents_count_every_stored_item(
+    sn_server_factory: Any, sn_config_factory: Any
+) -> None:
+    """`experience.context_items` bounds the history held in memory, which typical durations
+    read; repeat contacts and caused incidents count the state store's items whatever it is.
+    So a full resync with a history of 10 items gives each item the counts a resync with the
+    whole history gives (before, older items met few of their neighbours and counted less)."""
+    import json
+
+    server = sn_server_factory()
+    config = sn_config_factory(server, state="neighbours.db")
+    assert _sync(config).sources["servicenow"].written > 0
+
+    default = config.model.experience
+
+    def resync(context_items: int) -> dict[str, tuple[Any, Any]]:
+        config.model.experience = default.model_copy(update={"context_items": context_items})
+        state = StateStore(config.state_url)
+        try:
+            assert SyncEngine(config, state).run(full=True, now=NOW).sources["servicenow"].enriched
+            counts = {}
+            for row in state.iter_items():
+                signals = row["signals"]
+                signals = json.loads(signals) if isinstance(signals, str) else signals
+                counts[row["key"]] = (signals.get("repeat_contact"), signals.get("caused_incidents"))
+            return counts
+        finally:
+            state.close()
+
+    small = resync(10)
+    whole = resync(default.context_items)
+    assert small == whole
+    assert sum(1 for repeat, _ in whole.values() if repeat) >= 5
+    assert sum(1 for _, caused in whole.values() if caused) >= 5
+
+
+def test_a_dry_run_shows_what_the_first_sync_then_writes(
+    sn_server_factory: Any, sn_config_factory: Any
+) -> None:
+    """A dry run stores nothing, so its later batches count their repeat contacts and caused
+    incidents over the earlier batches it holds in memory, as the real sync counts them over
+    the store: the values it shows are the values the sync writes."""
+    server = sn_server_factory()
+    config = sn_config_factory(server, state="dry.db")
+    state = StateStore(config.state_url)
+    try:
+        dry = SyncEngine(config, state).run(dry_run=True, now=NOW)
+        assert state.count_items() == {}
+        real = SyncEngine(config, state).run(now=NOW)
+        assert real.sources["servicenow"].written == dry.sources["servicenow"].written > 0
+        ids = {row["key"]: row["id"] for row in state.iter_items()}
+        written = state.last_written("servicenow", list(ids.values()))
+        shown = {(ids[d["key"]], d["field"]): d["new"] for d in dry.diff}
+        assert shown == {k: v for k, v in written.items() if k in shown}
+        assert len(shown) == len(written)
+    finally:
+        state.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from momentos.state import MAX_ATTEMPTS, PendingWrite, StateStore, Watermark
+from momentos.state import MAX_ATTEMPTS, PendingWrite, StateStore, Watermark, item_keys
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -135,3 +136,102 @@ def test_mark_versions_in_bulk(store):
     assert [i for i, v in sorted(versions.items(), key=lambda kv: int(kv[0])) if v == later] == [
         str(i) for i in range(0, 30, 2)
     ]
+
+
+# --- counts over the stored items for cross-item signals (StateStore.neighbours) --------------
+
+DAY = timedelta(days=1)
+
+
+def _stored(item_id: str, created: datetime, **data: str) -> dict:
+    """A stored item whose enriched row holds ``data``, with the keys sync stores beside it."""
+    row_data = {"key": f"K-{item_id}", "created": created.isoformat(), **data}
+    return {**_row(item_id, created), "created": created, "data": json.dumps(row_data),
+            **item_keys([row_data])[0]}
+
+
+def test_contacts_count_the_stored_items_of_a_requester_and_service_within_each_window(store):
+    store.commit_page("s", "t", [
+        _stored("1", T0 - 14 * DAY, requester="Ana", service="Email"),  # the window's start: in
+        _stored("2", T0 - DAY, requester=" ana ", service="EMAIL"),  # the same, normalised
+        _stored("3", T0, requester="Ana", service="Email"),  # the window's end: not earlier
+        _stored("4", T0 - DAY, requester="Ana", service="VPN"),  # another service
+        _stored("5", T0 - 15 * DAY, requester="Ana", service="Email"),  # before the window
+        _stored("6", T0 - DAY, requester="Ana", category="Access"),  # no service: its category
+        _stored("7", T0 - 2 * DAY, requester="Ana", service="Email"),  # in the batch: skipped
+        _stored("8", T0 - DAY, service="Email"),  # nobody asked
+    ], [], [], {}, None)
+    store.commit_page("other", "t", [_stored("7", T0 - 2 * DAY, requester="Ana", service="Email")],
+                      [], [], {}, None)  # same id, another source: counted
+    near = store.neighbours([("s", "7"), ("s", "7")])
+    counts = near.contacts(
+        ["ana", "ana", "bob", "ana"], ["email", "c:access", "email", "email"],
+        [T0 - 14 * DAY] * 3 + [T0 - DAY], [T0] * 3 + [T0 + DAY],
+    )
+    assert counts.tolist() == [3, 1, 0, 2]
+    assert store.neighbours([]).contacts([], [], [], []).tolist() == []
+
+
+def test_incidents_count_the_stored_incidents_on_a_service_after_each_change(store):
+    store.commit_page("s", "t", [
+        _stored("i1", T0, kind="Incident", service="Email"),  # implemented then: in
+        _stored("i2", T0 + 7 * DAY, kind="incident", service="email"),  # the window's end: in
+        _stored("i3", T0 + 7 * DAY + timedelta(seconds=1), kind="incident", service="Email"),
+        _stored("i4", T0 - timedelta(seconds=1), kind="incident", service="Email"),
+        _stored("i5", T0 + DAY, kind="request", service="Email"),  # not an incident kind
+        _stored("i6", T0 + DAY, kind="incident", service="VPN"),
+        _stored("i7", T0 + DAY, kind="incident", service="Email"),  # in the batch: skipped
+    ], [], [], {}, None)
+    near = store.neighbours([("s", "i7")])
+    counts = near.incidents(["email", "vpn", "crm"], [T0] * 3, [T0 + 7 * DAY] * 3, ["incident"])
+    assert counts.tolist() == [2, 1, 0]
+    assert near.incidents(["email"], [T0], [T0 + 7 * DAY], []).tolist() == [0]
+
+
+def test_links_count_the_stored_incidents_that_name_a_change(store):
+    store.commit_page("s", "t", [
+        _stored("i1", T0, kind="incident", caused_by="CHG001"),
+        _stored("i2", T0, kind="incident", caused_by="chg001"),
+        _stored("i3", T0, kind="request", caused_by="CHG001"),  # not an incident kind
+        _stored("i4", T0, kind="incident", caused_by="CHG001"),  # in the batch: skipped
+        _stored("i5", T0, kind="incident", caused_by="CHG002"),
+    ], [], [], {}, None)
+    store.commit_page("jira", "t", [_stored("j1", T0, kind="incident")], [], [], {}, None)
+    near = store.neighbours([("s", "i4")])
+    assert near.links(["chg001", "chg002", "chg003", ""], ["incident"]) == {"chg001": 2, "chg002": 1}
+    assert near.linking_sources(["s", "jira", "none"], ["incident"]) == {"s"}
+    assert near.linking_sources(["s"], ["problem"]) == set()
+
+
+def test_a_store_made_before_the_key_columns_gets_them_from_its_rows(tmp_path):
+    """Stores from before the keys existed: opening one adds the columns and fills them from
+    each item's stored row, once; the counts then find the old items."""
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "CREATE TABLE items (source VARCHAR(100) NOT NULL, item_id VARCHAR(100) NOT NULL, "
+            "key VARCHAR(100) NOT NULL, platform VARCHAR(50) NOT NULL, container VARCHAR(100) "
+            "NOT NULL, updated DATETIME, processed_at DATETIME NOT NULL, moment VARCHAR(20), "
+            "score INTEGER, level VARCHAR(20), customer VARCHAR(300), created DATETIME, "
+            "resolved DATETIME, data TEXT NOT NULL, PRIMARY KEY (source, item_id))"
+        ))
+        for i in range(7):
+            data = {"requester": "Ana", "service": "Email", "kind": "incident",
+                    "caused_by": "CHG9" if i % 2 else None}
+            conn.execute(text(
+                "INSERT INTO items VALUES ('s', :id, :id, 'servicenow', 'incident', NULL, "
+                "'2026-03-01 12:00:00.000000', NULL, NULL, NULL, NULL, :created, NULL, :data)"
+            ), {"id": f"i{i}", "created": f"2026-02-2{i} 12:00:00.000000", "data": json.dumps(data)})
+    engine.dispose()
+    for _ in range(2):  # the second open finds the columns there
+        store = StateStore(url)
+        try:
+            near = store.neighbours([("s", "i0")])
+            assert near.contacts(["ana"], ["email"], [T0 - 30 * DAY], [T0]).tolist() == [6]
+            assert near.incidents(["email"], [T0 - 30 * DAY], [T0], ["incident"]).tolist() == [6]
+            assert near.links(["chg9"], ["incident"]) == {"chg9": 3}
+        finally:
+            store.close()
