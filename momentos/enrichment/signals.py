@@ -1090,15 +1090,6 @@ def _caused_in_window(
             settings.incident_kinds,
         )
     return out
-    span = np.nanmax(when) - np.nanmin(when) + settings.caused_incident_days * _DAY * 4 + 1.0
-    base = np.nanmin(when)
-    key = np.sort(codes[inc] * span + (when[inc] - base))
-    start = codes[change_rows] * span + (implemented[change_rows] - base)
-    stop = start + settings.caused_incident_days * _DAY
-    out[change_rows] = np.searchsorted(key, stop, side="right") - np.searchsorted(
-        key, start, side="left"
-    )
-    return out
 
 
 def _failed_changes(frame: pd.DataFrame, values: list[str]) -> np.ndarray:
