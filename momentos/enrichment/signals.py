@@ -931,8 +931,15 @@ def _repeat_contact(
 STORED_KEY_CHARS = 200
 
 
+#: What no database stores in text (PostgreSQL refuses NUL; no encoding holds a lone surrogate).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _stored_key(value: str) -> str:
-    return value[:STORED_KEY_CHARS]
+    """A key as stored and as looked up: its first ``STORED_KEY_CHARS`` characters, with
+    what no database stores replaced by U+FFFD (the same for the stored side and the
+    batch's, so they still meet)."""
+    return _UNSTORABLE.sub("\ufffd", value[:STORED_KEY_CHARS])
 
 
 def stored_keys(rows: pd.DataFrame) -> pd.DataFrame:

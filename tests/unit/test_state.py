@@ -235,3 +235,19 @@ def test_a_store_made_before_the_key_columns_gets_them_from_its_rows(tmp_path):
             assert near.links(["chg9"], ["incident"]) == {"chg9": 3}
         finally:
             store.close()
+
+
+def test_keys_with_what_no_database_stores_are_stored_and_found(store):
+    """A NUL (PostgreSQL refuses it) or a lone surrogate (no encoding holds it) in a requester
+    or service: the keys replace them alike on both sides, so the item is stored and found."""
+    import pandas as pd
+
+    from momentos.enrichment.signals import _contact_keys, _stored_key
+
+    odd = "Ana\x00 \ud800López " + "x" * 500
+    store.commit_page("s", "t", [_stored("1", T0 - DAY, requester=odd, service="Mail\x00")],
+                      [], [], {}, None)
+    requester, about = _contact_keys(pd.DataFrame({"requester": [odd], "service": ["Mail\x00"]}))
+    counts = store.neighbours([]).contacts(
+        [_stored_key(requester[0])], [_stored_key(about[0])], [T0 - 2 * DAY], [T0])
+    assert counts.tolist() == [1]
