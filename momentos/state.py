@@ -46,6 +46,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ items = Table(
 
 #: The columns of ``items`` that ``signals.stored_keys`` fills.
 KEY_COLUMNS = ("requester_key", "about_key", "service_key", "kind_key", "caused_by_key")
+
 
 def _in_history(since: datetime) -> Any:
     """The items the history may hold: created or resolved at or after ``since``."""
@@ -295,10 +297,21 @@ class StateStore:
         """A store made before ``KEY_COLUMNS`` existed gets them, filled from each item's
         stored row, once, in one transaction (an interrupted start leaves the store as it
         was, and the next start does it again)."""
-        have = {c["name"] for c in inspect(self.engine).get_columns("items")}
-        missing = [name for name in KEY_COLUMNS if name not in have]
+        missing = self._missing_key_columns()
         if not missing:
             return
+        try:
+            self._fill_item_keys(missing)
+        except DBAPIError:
+            # Another process (``serve`` beside ``status``) upgraded the store meanwhile.
+            if self._missing_key_columns():
+                raise
+
+    def _missing_key_columns(self) -> list[str]:
+        have = {c["name"] for c in inspect(self.engine).get_columns("items")}
+        return [name for name in KEY_COLUMNS if name not in have]
+
+    def _fill_item_keys(self, missing: list[str]) -> None:
         with self.engine.begin() as conn:
             for name in missing:
                 conn.exec_driver_sql(f"ALTER TABLE items ADD COLUMN {name} TEXT")
@@ -897,8 +910,8 @@ class StateStore:
             return [dict(r._mapping) for r in rows]
 
 
-#: Per-connection scratch tables of ``ItemNeighbours`` (created, filled and dropped within one
-#: transaction that is rolled back: nothing of them outlives a count).
+#: Scratch tables of ``ItemNeighbours``, private to a connection: created when missing,
+#: emptied and filled for each count, and their rows rolled back after it.
 _scratch = MetaData()
 _want = Table(
     "momentos_want", _scratch,

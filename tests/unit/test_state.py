@@ -251,3 +251,23 @@ def test_keys_with_what_no_database_stores_are_stored_and_found(store):
     counts = store.neighbours([]).contacts(
         [_stored_key(requester[0])], [_stored_key(about[0])], [T0 - 2 * DAY], [T0])
     assert counts.tolist() == [1]
+
+
+def test_an_upgrade_another_process_made_meanwhile_is_not_an_error(tmp_path, monkeypatch):
+    """Two commands opening an old store at once (`serve` and `status`): the second sees the
+    columns missing, then finds them added when it adds them; it goes on."""
+    from momentos.state import KEY_COLUMNS
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    StateStore(url).close()
+    seen = []
+    real = StateStore._missing_key_columns
+
+    def stale_then_real(self):
+        seen.append(1)
+        return list(KEY_COLUMNS) if len(seen) == 1 else real(self)
+
+    monkeypatch.setattr(StateStore, "_missing_key_columns", stale_then_real)
+    store = StateStore(url)  # its ALTER TABLE fails: the columns are there
+    store.close()
+    assert len(seen) == 2
