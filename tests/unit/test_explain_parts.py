@@ -261,3 +261,33 @@ def test_an_item_no_sync_has_seen_is_explained_live(tmp_path):
 def test_open_state_never_creates_a_missing_sqlite_file(tmp_path):
     assert open_state(f"sqlite:///{tmp_path / 'missing.db'}") is None
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_explain_counts_repeat_contacts_over_the_stored_items(synced):
+    """The requester's earlier item about the same service, stored by an earlier sync: explain
+    counts it as sync does, over the state store (the history in memory holds one item here,
+    the newest), and not the item's own stored row."""
+    from momentos.state import item_keys
+
+    config, _, data = synced
+    config.model.experience = config.model.experience.model_copy(update={"context_items": 1})
+    item = _item(requester="Ana", service="Email")
+    FakeConnector.items = {item.key: item}
+    earlier = {**data, "id": "e1", "key": "INC0000001", "requester": "ana", "service": "email",
+               "created": (item.created - timedelta(days=2)).isoformat()}
+    own = {**data, "requester": "Ana", "service": "Email"}
+    state = StateStore(config.state_url)
+    try:
+        state.commit_page("sn", "incident", [
+            {"item_id": row["id"], "key": row["key"], "platform": "servicenow",
+             "container": "incident", "updated": item.updated, "moment": "operation", "score": 50,
+             "level": "fair", "customer": "", "created": created, "resolved": None,
+             "data": json.dumps(row, default=str), **item_keys([row])[0]}
+            for row, created in ((earlier, item.created - timedelta(days=2)),
+                                 (own, item.created - timedelta(days=1)))
+        ], [], [], {}, None)
+    finally:
+        state.close()
+    result = explain_item(config, item.key, now=NOW, connector_factory=FakeConnector)
+    repeat = next(s for s in result["signals"] if s["name"] == "repeat_contact")
+    assert repeat["value"] == 1
