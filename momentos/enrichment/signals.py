@@ -825,7 +825,9 @@ def compute_signals(
     # -- moment-specific indicators ----------------------------------------------------------
     howto = is_howto(frame)
     lost = _lost_hours(frame, duration, howto, settings)
-    caused = _caused_incidents(frame, near, created, resolved, kind, settings, stored)
+    # The store is asked only for the rows whose count is kept (evolution's indicator).
+    caused = _caused_incidents(frame, near, created, resolved, kind, settings, stored,
+                               None if any_moment else moment == "evolution")
     if not cross_items:
         repeat = np.full(n, np.nan)
         caused = np.full(n, np.nan)
@@ -1011,6 +1013,7 @@ def _caused_incidents(
     kind: pd.Series,
     settings: ExperienceSettings,
     stored: StoredNeighbours | None = None,
+    asked: np.ndarray | None = None,
 ) -> np.ndarray:
     """Incidents caused by each change.
 
@@ -1019,13 +1022,14 @@ def _caused_incidents(
     links incidents to changes (a ``caused_by`` column or platform field on its incidents), a
     change of that source counts the larger of its linked incidents and that window's count.
     Items that are not changes get NaN from the caller's moment mask. ``stored`` adds the
-    state store's incidents to those of the frame and ``ctx``.
+    state store's incidents to those of the frame and ``ctx``, for the rows ``asked`` marks
+    (all when None; the others' counts are left to the frame and ``ctx``).
     """
     n = len(frame)
     data = frame if ctx is None else pd.concat([frame, ctx], ignore_index=True)
     all_kind = col.key_text(data, "kind")
     incident = all_kind.isin(settings.incident_kinds).to_numpy()
-    out = _caused_in_window(frame, data, incident, resolved, settings, stored)
+    out = _caused_in_window(frame, data, incident, resolved, settings, stored, asked)
     # Explicit links add what proximity misses (an incident on another service, or later).
     sources = col.text(data, "source").to_numpy(dtype=object)
     per_change = pd.Series(dtype=float)
@@ -1042,7 +1046,8 @@ def _caused_incidents(
         own = sorted(set(sources[:n].tolist()))
         linked |= stored.linking_sources(own, settings.incident_kinds)
         if linked & set(own):
-            wanted = sorted({_stored_key(v) for s in ids for v in s.tolist() if v})
+            keep = np.ones(n, dtype=bool) if asked is None else asked
+            wanted = sorted({_stored_key(v) for s in ids for v in s[keep].tolist() if v})
             found = pd.Series(stored.links(wanted, settings.incident_kinds), dtype=float)
             per_change = per_change.add(found, fill_value=0.0)
     linking = np.isin(sources[:n], sorted(linked))
@@ -1063,9 +1068,11 @@ def _caused_in_window(
     resolved: pd.Series,
     settings: ExperienceSettings,
     stored: StoredNeighbours | None = None,
+    asked: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per frame row: incidents on its service created within ``caused_incident_days`` after
-    it was implemented (resolved); NaN without a service."""
+    it was implemented (resolved); NaN without a service. ``stored`` adds the store's, for the
+    rows ``asked`` marks (all when None)."""
     n = len(frame)
     service = _text_or_field(data, ("service", "cmdb_ci", "configuration_item"))
     when = _seconds(col.timestamps(data, "created"))
@@ -1090,9 +1097,10 @@ def _caused_in_window(
             key, start, side="left"
         )
     if stored is not None:
-        begin = _micros(implemented[change_rows])
-        out[change_rows] += stored.incidents(
-            [_stored_key(v) for v in service.to_numpy(dtype=object)[change_rows]],
+        rows = change_rows if asked is None else change_rows[asked[change_rows]]
+        begin = _micros(implemented[rows])
+        out[rows] += stored.incidents(
+            [_stored_key(v) for v in service.to_numpy(dtype=object)[rows]],
             _datetimes(begin), _datetimes(begin + round(window_s * 1e6)),
             settings.incident_kinds,
         )
