@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -299,6 +300,24 @@ def score_text(text: object, language: str = "") -> float:
 def score_texts(texts: Iterable[object], languages: Iterable[str] | None = None) -> np.ndarray:
     """``score_text`` over many texts; ``languages`` aligned with ``texts`` or ``None``.
 
+    Runs in C (``_csentiment``) where the extension was built, else in Python
+    (``_score_texts_python``); both give the same floats, bit for bit.
+    """
+    if _C is None:
+        return _score_texts_python(texts, languages)
+    if not isinstance(texts, (list, tuple, np.ndarray)):
+        texts = list(texts)
+    if languages is not None and not isinstance(languages, (list, tuple, np.ndarray)):
+        languages = list(languages)
+    return np.asarray(_C.score_texts(texts, languages), dtype=float)
+
+
+def _score_texts_python(
+    texts: Iterable[object], languages: Iterable[str] | None = None
+) -> np.ndarray:
+    """``score_texts`` in Python: the reference the C code is tested against, and the path
+    where it was not built.
+
     Each distinct (text, language) pair is scored once: "any update?" and templated
     descriptions repeat a lot in real queues. ``score_text``'s steps are inlined here: per
     text, the calls between them cost as much as the scoring.
@@ -332,6 +351,36 @@ def score_texts(texts: Iterable[object], languages: Iterable[str] | None = None)
             cache[key] = value
         out.append(value)
     return np.asarray(out, dtype=float)
+
+
+def _load_c() -> object | None:
+    """The C scorer, configured with this module's lexicons; ``None`` where it was not built
+    (no compiler at install time) or ``MOMENTOS_PURE_PYTHON`` is set to anything but ""/0."""
+    if os.environ.get("MOMENTOS_PURE_PYTHON", "").strip() not in ("", "0"):
+        return None
+    try:
+        from momentos.enrichment import _csentiment  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _csentiment.configure(
+        {name: (lex.keys, lex.words, lex.phrases) for name, lex in _LEXICONS.items()},
+        _STOP_EN,
+        _STOP_ES,
+        {ord(s): ord(t) for s, t in _LETTER_PAIRS},
+        {ord(s): t for s, t in _APOSTROPHES.items()},
+        _PUNCT,
+        _NEGATION_SCOPE,
+        _INTENSIFIER_SCOPE,
+        _PERSISTENCE_SCOPE,
+        lx.PERSISTENCE_FACTOR,
+        _CAPS_FACTOR,
+        _EXCLAMATION_STEP,
+        _NORMALIZER,
+    )
+    return _csentiment
+
+
+_C = _load_c()
 
 
 def score_comments(
