@@ -132,6 +132,7 @@ def test_status_json(synced):
     assert payload["moment_model"]["labels_now"]["rule"] > 0
     assert [j["name"] for j in payload["jobs"]] == ["sync-all", "daily-report", "nightly-learn"] and payload["jobs"][0]["next_run"]
     assert sum(payload["items"].values()) == 2000
+    assert payload["sentiment_scorer"] == "c"  # the install built the C scorer
     # Both first syncs took several batches (one a table or project at least): each source
     # is listed until a full sync settles it.
     assert set(payload["settle"]) == {"servicenow", "jira"}
@@ -245,6 +246,13 @@ def test_enrich_csv_with_only_title_and_description(tmp_path):
     assert rows[2]["moment"] == "evolution"
     assert all(r["experience_level"] in ("good", "fair", "at_risk", "poor") for r in rows)
     json.loads(rows[0]["signals"])
+    assert "sentiment" not in run.stderr
+    # Without the C scorer: the same sentiment, and a note that says why it is slower.
+    slow = tmp_path / "slow.csv"
+    run = momentos("enrich", str(src), "--out", str(slow), env={"MOMENTOS_PURE_PYTHON": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "C scorer was not built" in run.stderr
+    assert [r["sentiment"] for r in csv.DictReader(slow.open())] == [r["sentiment"] for r in rows]
 
 
 def test_demo_runs_and_names_its_report(tmp_path):
