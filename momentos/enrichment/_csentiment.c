@@ -129,7 +129,6 @@ static PyObject *word_token(PyObject *lower, int kind, const void *data, Py_ssiz
 {
     if (ascii)
         return PyUnicode_Substring(lower, start, end);
-    Py_UCS4 maxchar = 0;
     int changed = 0;
     Py_ssize_t n = end - start;
     Py_UCS4 stack[64];
@@ -147,8 +146,6 @@ static PyObject *word_token(PyObject *lower, int kind, const void *data, Py_ssiz
         if ((Py_UCS4)plain != c)
             changed = 1;
         buffer[i] = (Py_UCS4)plain;
-        if (buffer[i] > maxchar)
-            maxchar = buffer[i];
     }
     PyObject *token;
     if (!changed) {
