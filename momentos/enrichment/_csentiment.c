@@ -5,8 +5,13 @@
  * deaccented, apostrophes unified), guess its language from stop words when none is given,
  * and sum the lexicon's terms with negation, intensifiers, persistence, contrast, capitals
  * and exclamation marks. The lexicons, stop words and constants are Python objects handed
- * over once by ``configure``: the C code holds no word of its own, so the two paths cannot
- * drift apart on what they know, only on how they walk it, and a test compares them.
+ * over once by ``configure``: the C code holds no word of its own. It walks the accent and
+ * apostrophe maps more directly than Python (letters inside word tokens, apostrophes as
+ * single-symbol tokens), which is the same only while those maps keep the shape that
+ * ``sentiment._c_can_tokenize`` checks before the module is used; tests compare both paths.
+ *
+ * Only exact ``str`` texts are scored here: a subclass may override ``lower``, ``isspace`` or
+ * ``!=``, so it comes back as ``None`` and sentiment.py scores it in Python.
  *
  * Python remains the reference and the fallback: without a compiler, or with
  * MOMENTOS_PURE_PYTHON=1, sentiment.py does the same work in Python. This exists because
@@ -15,6 +20,14 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+
+/* Every float operation rounds as Python's do, one at a time: no fused multiply-add. GCC
+ * ignores the standard pragma; setup.py passes it -ffp-contract=off and -fno-fast-math. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#pragma fp_contract(off)
+#elif defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 enum { TERM, NEG, INT, PERSIST, CONTRAST };
 
@@ -26,6 +39,7 @@ typedef struct {
     PyObject *letters;      /* dict: code point -> code point (accented letter -> plain) */
     PyObject *apostrophes;  /* dict: code point -> "'" */
     PyObject *punct;        /* frozenset of one-character strings */
+    PyObject *nan;          /* math.nan, the float Python gives a text without words */
     double negation_scope, intensifier_scope, persistence_scope;
     double persistence_factor, caps_factor, exclamation_step, normalizer;
     int ready;
@@ -42,21 +56,78 @@ static void clear_config(void)
     Py_CLEAR(config.letters);
     Py_CLEAR(config.apostrophes);
     Py_CLEAR(config.punct);
+    Py_CLEAR(config.nan);
     config.ready = 0;
+}
+
+/* An entry is (kind, first, second): an int and two numbers. */
+static int valid_entry(PyObject *entry)
+{
+    return PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) == 3 &&
+           PyLong_Check(PyTuple_GET_ITEM(entry, 0)) &&
+           (PyFloat_Check(PyTuple_GET_ITEM(entry, 1)) || PyLong_Check(PyTuple_GET_ITEM(entry, 1))) &&
+           (PyFloat_Check(PyTuple_GET_ITEM(entry, 2)) || PyLong_Check(PyTuple_GET_ITEM(entry, 2)));
+}
+
+/* A lexicon is (keys frozenset, words {str: entry}, phrases {str: ((rest tuple, entry), ...)}):
+ * checked once here, so that scoring can read it without checks. */
+static int valid_lexicon(PyObject *lexicon)
+{
+    if (!PyTuple_Check(lexicon) || PyTuple_GET_SIZE(lexicon) != 3 ||
+        !PyFrozenSet_Check(PyTuple_GET_ITEM(lexicon, 0)) ||
+        !PyDict_Check(PyTuple_GET_ITEM(lexicon, 1)) || !PyDict_Check(PyTuple_GET_ITEM(lexicon, 2)))
+        return 0;
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(PyTuple_GET_ITEM(lexicon, 1), &at, &key, &value))
+        if (!valid_entry(value))
+            return 0;
+    at = 0;
+    while (PyDict_Next(PyTuple_GET_ITEM(lexicon, 2), &at, &key, &value)) {
+        if (!PyTuple_Check(value))
+            return 0;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(value); k++) {
+            PyObject *option = PyTuple_GET_ITEM(value, k);
+            if (!PyTuple_Check(option) || PyTuple_GET_SIZE(option) != 2 ||
+                !PyTuple_Check(PyTuple_GET_ITEM(option, 0)) ||
+                !valid_entry(PyTuple_GET_ITEM(option, 1)))
+                return 0;
+        }
+    }
+    return 1;
 }
 
 static PyObject *configure(PyObject *self, PyObject *args)
 {
-    PyObject *lexicons, *stop_en, *stop_es, *letters, *apostrophes, *punct;
+    PyObject *lexicons, *stop_en, *stop_es, *letters, *apostrophes, *punct, *nan;
     double negation_scope, intensifier_scope, persistence_scope;
     double persistence_factor, caps_factor, exclamation_step, normalizer;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!ddddddd", &PyDict_Type, &lexicons,
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!ddddddd", &PyDict_Type, &lexicons,
                           &PyFrozenSet_Type, &stop_en, &PyFrozenSet_Type, &stop_es,
                           &PyDict_Type, &letters, &PyDict_Type, &apostrophes,
-                          &PyFrozenSet_Type, &punct, &negation_scope, &intensifier_scope,
-                          &persistence_scope, &persistence_factor, &caps_factor,
-                          &exclamation_step, &normalizer))
+                          &PyFrozenSet_Type, &punct, &PyFloat_Type, &nan, &negation_scope,
+                          &intensifier_scope, &persistence_scope, &persistence_factor,
+                          &caps_factor, &exclamation_step, &normalizer))
         return NULL;
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(lexicons, &at, &key, &value))
+        if (!valid_lexicon(value)) {
+            PyErr_SetString(PyExc_TypeError, "each lexicon is (frozenset, words, phrases)");
+            return NULL;
+        }
+    at = 0;
+    while (PyDict_Next(letters, &at, &key, &value))
+        if (!PyLong_Check(key) || !PyLong_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "letters map code points to code points");
+            return NULL;
+        }
+    at = 0;
+    while (PyDict_Next(apostrophes, &at, &key, &value))
+        if (!PyLong_Check(key) || !PyUnicode_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "apostrophes map code points to str");
+            return NULL;
+        }
     PyObject *empty = PyUnicode_FromString("");
     if (!empty)
         return NULL;
@@ -67,7 +138,8 @@ static PyObject *configure(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "lexicons need a mixed one under \"\"");
         return NULL;
     }
-    clear_config();
+    /* The new values are held before the old ones are let go. */
+    Config old = config;
     Py_INCREF(lexicons); config.lexicons = lexicons;
     Py_INCREF(mixed); config.mixed = mixed;
     Py_INCREF(stop_en); config.stop_en = stop_en;
@@ -75,6 +147,15 @@ static PyObject *configure(PyObject *self, PyObject *args)
     Py_INCREF(letters); config.letters = letters;
     Py_INCREF(apostrophes); config.apostrophes = apostrophes;
     Py_INCREF(punct); config.punct = punct;
+    Py_INCREF(nan); config.nan = nan;
+    Py_XDECREF(old.lexicons);
+    Py_XDECREF(old.mixed);
+    Py_XDECREF(old.stop_en);
+    Py_XDECREF(old.stop_es);
+    Py_XDECREF(old.letters);
+    Py_XDECREF(old.apostrophes);
+    Py_XDECREF(old.punct);
+    Py_XDECREF(old.nan);
     config.negation_scope = negation_scope;
     config.intensifier_scope = intensifier_scope;
     config.persistence_scope = persistence_scope;
@@ -348,7 +429,7 @@ static int score_tokens(PyObject *tokens, PyObject *shouted, PyObject *lexicon, 
         PyObject *options = PyDict_GetItemWithError(phrases, token);
         if (!options && PyErr_Occurred())
             return -1;
-        if (options && PyObject_IsTrue(options)) {
+        if (options && PyTuple_GET_SIZE(options)) {
             Py_ssize_t count = PyTuple_GET_SIZE(options);
             for (Py_ssize_t k = 0; k < count; k++) {
                 PyObject *option = PyTuple_GET_ITEM(options, k);
@@ -372,9 +453,13 @@ static int score_tokens(PyObject *tokens, PyObject *shouted, PyObject *lexicon, 
             }
         }
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
+        if (kind == -1 && PyErr_Occurred())
+            return -1;
         double first = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 1));
+        if (first == -1.0 && PyErr_Occurred())
+            return -1;
         double second = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 2));
-        if (PyErr_Occurred())
+        if (second == -1.0 && PyErr_Occurred())
             return -1;
         Py_ssize_t last = i + span - 1;
         skip_until = last + 1;
@@ -443,21 +528,24 @@ static int all_space(PyObject *text)
     return n > 0;
 }
 
-/* ``score_texts``' work for one text: NaN when there is none. -1 on error. */
-static int score_one(PyObject *text, PyObject *language, double *out)
+/* The score of one exact ``str``; 0, or -1 on error. */
+static int score_str(PyObject *text, PyObject *language, double *out)
 {
-    if (!PyUnicode_Check(text) || PyUnicode_GET_LENGTH(text) == 0 || all_space(text)) {
-        *out = Py_NAN;
-        return 0;
-    }
     PyObject *lower = PyObject_CallMethod(text, "lower", NULL);
     if (!lower)
         return -1;
+    if (!PyUnicode_Check(lower)) {
+        PyErr_SetString(PyExc_TypeError, "str.lower() gave something else");
+        Py_DECREF(lower);
+        return -1;
+    }
     PyObject *tokens = tokenize(lower);
     if (!tokens) {
         Py_DECREF(lower);
         return -1;
     }
+    double total;
+    /* Held for the whole scoring: nothing here may let it go, even a configure() call. */
     PyObject *lexicon = NULL;
     int named = language ? PyObject_IsTrue(language) : 0;
     if (named < 0)
@@ -472,11 +560,15 @@ static int score_one(PyObject *text, PyObject *language, double *out)
     } else if (!(lexicon = detected_lexicon(tokens))) {
         goto error;
     }
-    double total;
+    Py_INCREF(lexicon);
     int loud = PyUnicode_Compare(text, lower);
-    if (loud == -1 && PyErr_Occurred())
+    if (loud == -1 && PyErr_Occurred()) {
+        Py_DECREF(lexicon);
         goto error;
-    if (score_tokens(tokens, loud ? text : NULL, lexicon, &total) < 0)
+    }
+    int failed = score_tokens(tokens, loud ? text : NULL, lexicon, &total) < 0;
+    Py_DECREF(lexicon);
+    if (failed)
         goto error;
     if (total) {
         /* min(lower.count("!"), 4) */
@@ -498,6 +590,29 @@ error:
     return -1;
 }
 
+/* ``score_texts``' result for one text (a new reference): a float, ``math.nan`` when there is
+ * no text, ``None`` for a ``str`` subclass (sentiment.py scores it); NULL on error. */
+static PyObject *score_one(PyObject *text, PyObject *language)
+{
+    if (!PyUnicode_Check(text)) {
+        Py_INCREF(config.nan);
+        return config.nan;
+    }
+    if (!PyUnicode_CheckExact(text))
+        Py_RETURN_NONE;
+    if (PyUnicode_GET_LENGTH(text) == 0 || all_space(text)) {
+        Py_INCREF(config.nan);
+        return config.nan;
+    }
+    double value;
+    if (score_str(text, language, &value) < 0)
+        return NULL;
+    return PyFloat_FromDouble(value);
+}
+
+/* ``[score(text, language) for text, language in zip(texts, languages)]``, iterated as ``zip``
+ * does (texts first), holding each item while it is scored: the caller's containers may change
+ * meanwhile (a finalizer, another thread) without pulling an item from under the scorer. */
 static PyObject *score_texts(PyObject *self, PyObject *args)
 {
     PyObject *texts, *languages;
@@ -507,41 +622,46 @@ static PyObject *score_texts(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "configure() first");
         return NULL;
     }
-    PyObject *text_seq = PySequence_Fast(texts, "texts must be a sequence");
-    if (!text_seq)
+    PyObject *text_iter = PyObject_GetIter(texts);
+    if (!text_iter)
         return NULL;
-    PyObject *language_seq = NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(text_seq);
-    if (languages != Py_None) {
-        language_seq = PySequence_Fast(languages, "languages must be a sequence or None");
-        if (!language_seq)
-            goto error;
-        if (PySequence_Fast_GET_SIZE(language_seq) < n)
-            n = PySequence_Fast_GET_SIZE(language_seq);  /* as zip() stops */
+    PyObject *language_iter = NULL;
+    if (languages != Py_None && !(language_iter = PyObject_GetIter(languages))) {
+        Py_DECREF(text_iter);
+        return NULL;
     }
-    PyObject *result = PyList_New(n);
+    Py_ssize_t deferred = 0;
+    PyObject *result = PyList_New(0);
     if (!result)
         goto error;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double value;
-        PyObject *language = language_seq ? PySequence_Fast_GET_ITEM(language_seq, i) : NULL;
-        if (score_one(PySequence_Fast_GET_ITEM(text_seq, i), language, &value) < 0) {
-            Py_DECREF(result);
+    for (;;) {
+        PyObject *text = PyIter_Next(text_iter);
+        if (!text)
+            break;
+        PyObject *language = NULL;
+        if (language_iter && !(language = PyIter_Next(language_iter))) {
+            Py_DECREF(text);
+            break;
+        }
+        PyObject *score = score_one(text, language);
+        Py_DECREF(text);
+        Py_XDECREF(language);
+        if (!score || PyList_Append(result, score) < 0) {
+            Py_XDECREF(score);
             goto error;
         }
-        PyObject *number = PyFloat_FromDouble(value);
-        if (!number) {
-            Py_DECREF(result);
-            goto error;
-        }
-        PyList_SET_ITEM(result, i, number);
+        deferred += score == Py_None;
+        Py_DECREF(score);
     }
-    Py_DECREF(text_seq);
-    Py_XDECREF(language_seq);
-    return result;
+    if (PyErr_Occurred())
+        goto error;
+    Py_DECREF(text_iter);
+    Py_XDECREF(language_iter);
+    return Py_BuildValue("(Nn)", result, deferred);
 error:
-    Py_DECREF(text_seq);
-    Py_XDECREF(language_seq);
+    Py_XDECREF(result);
+    Py_DECREF(text_iter);
+    Py_XDECREF(language_iter);
     return NULL;
 }
 
@@ -560,11 +680,12 @@ static PyObject *tokens_of(PyObject *self, PyObject *lower)
 
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(lexicons, stop_en, stop_es, letters, apostrophes, punct, negation_scope, "
+     "configure(lexicons, stop_en, stop_es, letters, apostrophes, punct, nan, negation_scope, "
      "intensifier_scope, persistence_scope, persistence_factor, caps_factor, "
      "exclamation_step, normalizer): what score_texts knows."},
     {"score_texts", score_texts, METH_VARARGS,
-     "score_texts(texts, languages or None) -> list of floats (NaN where there is no text)."},
+     "score_texts(texts, languages or None) -> (scores, deferred): a list of floats (NaN where "
+     "there is no text, None for a str subclass) and how many are None."},
     {"tokens", tokens_of, METH_O,
      "tokens(lower) -> the deaccented tokens of a lower-case text, as the scorer sees them."},
     {NULL, NULL, 0, NULL},

@@ -310,7 +310,14 @@ def score_texts(texts: Iterable[object], languages: Iterable[str] | None = None)
         texts = list(texts)
     if languages is not None and not isinstance(languages, (list, tuple, np.ndarray)):
         languages = list(languages)
-    return np.asarray(_C.score_texts(texts, languages), dtype=float)
+    values, deferred = _C.score_texts(texts, languages)
+    if deferred:  # str subclasses, which may override lower() and the rest: scored in Python
+        for i, value in enumerate(values):
+            if value is None:
+                values[i] = _score_texts_python(
+                    [texts[i]], None if languages is None else [languages[i]]
+                )[0]
+    return np.asarray(values, dtype=float)
 
 
 def _score_texts_python(
@@ -354,14 +361,38 @@ def _score_texts_python(
     return np.asarray(out, dtype=float)
 
 
+def _c_can_tokenize() -> bool:
+    """Whether the C tokenizer's shortcuts give ``_deaccented_tokens``' tokens with today's
+    accent and apostrophe maps. Python replaces letters in the whole text before cutting it
+    and apostrophes as whole tokens; C replaces letters inside word tokens and apostrophes
+    as one-symbol tokens, and never looks up ASCII. That is the same while every letter pair
+    maps a non-ASCII word character to a word character, neither of them an emoticon's
+    ``d``/``p``, and every apostrophe is a non-ASCII character that is neither a word
+    character nor space."""
+    word = re.compile(r"\w")
+    for source, target in _LETTER_PAIRS:
+        if (len(source) != 1 or len(target) != 1 or source.isascii()
+                or not word.fullmatch(source) or not word.fullmatch(target)
+                or source in "dp" or target in "dp"):
+            return False
+    return all(
+        len(source) == 1 and not source.isascii() and not word.fullmatch(source)
+        and not source.isspace()
+        for source in _APOSTROPHES
+    )
+
+
 def _load_c() -> object | None:
     """The C scorer, configured with this module's lexicons; ``None`` where it was not built
-    (no compiler at install time) or ``MOMENTOS_PURE_PYTHON`` is set to anything but ""/0."""
+    (no compiler at install time), where the maps outgrew its tokenizer
+    (``_c_can_tokenize``), or when ``MOMENTOS_PURE_PYTHON`` is set to anything but ""/0."""
     if os.environ.get("MOMENTOS_PURE_PYTHON", "").strip() not in ("", "0"):
         return None
     try:
         from momentos.enrichment import _csentiment  # type: ignore[attr-defined]
     except ImportError:
+        return None
+    if not _c_can_tokenize():
         return None
     _csentiment.configure(
         {name: (lex.keys, lex.words, lex.phrases) for name, lex in _LEXICONS.items()},
@@ -370,6 +401,7 @@ def _load_c() -> object | None:
         {ord(s): ord(t) for s, t in _LETTER_PAIRS},
         {ord(s): t for s, t in _APOSTROPHES.items()},
         _PUNCT,
+        math.nan,
         _NEGATION_SCOPE,
         _INTENSIFIER_SCOPE,
         _PERSISTENCE_SCOPE,

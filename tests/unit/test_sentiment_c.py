@@ -74,8 +74,9 @@ def _texts(count: int, seed: int) -> list[str]:
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal floats, NaN where NaN, and the same sign of zero."""
+    numbers = ~np.isnan(a)
     return bool(np.array_equal(a, b, equal_nan=True) and
-                np.array_equal(np.signbit(a), np.signbit(b)))
+                np.array_equal(np.signbit(a[numbers]), np.signbit(b[numbers])))
 
 
 @needs_c
@@ -126,6 +127,7 @@ def test_c_tokens_equal_the_python_tokens() -> None:
     ] + [":d", ":dx", ":-(", ";p", "don't :)", "x:(", "'';;--))", ":-", "ab':-pd", ":p'", ":"]
     for text in texts:
         lower = text.lower()
+        assert _C.tokens(lower) == sentiment._deaccented_tokens(lower), text
         assert _C.tokens(lower) == sentiment._tokens(lower), text
 
 
@@ -184,4 +186,88 @@ def test_a_bad_argument_is_a_python_error_not_a_crash() -> None:
         _C.score_texts(5, None)
     with pytest.raises(TypeError):
         _C.tokens(5)
-    assert math.isnan(_C.score_texts([None], None)[0])
+    with pytest.raises(TypeError):
+        _C.configure({"": ("not", "a", "lexicon")}, frozenset(), frozenset(), {}, {},
+                     frozenset(), math.nan, 3, 2, 4, 1.3, 1.5, 0.29, 15.0)
+    assert sentiment.score_texts(["not working"], ["en"])[0] < 0  # the failed call changed nothing
+    scores, deferred = _C.score_texts([None, "ok"], None)
+    assert math.isnan(scores[0]) and deferred == 0
+
+
+class _Blank(str):
+    def isspace(self) -> bool:
+        return True
+
+
+class _Quiet(str):
+    def __ne__(self, other: object) -> bool:
+        return False
+
+
+class _Odd(str):
+    def lower(self):  # type: ignore[override]
+        return [1, 2, 3]
+
+
+@needs_c
+def test_str_subclasses_are_scored_as_python_scores_them() -> None:
+    """A subclass may override what the scorer calls: those texts go through Python, one at a
+    time (a batch in Python would reuse the score of an equal plain ``str``)."""
+    texts = ["terrible", _Blank("terrible"), _Quiet("TERRIBLE"), "TERRIBLE", _Blank("   ")]
+    for languages in (["en"] * len(texts), None):
+        got = sentiment.score_texts(texts, languages)
+        alone = np.array([
+            sentiment._score_texts_python([t], None if languages is None else [languages[i]])[0]
+            for i, t in enumerate(texts)
+        ])
+        assert _same(got, alone)
+        assert got[0] < 0 and math.isnan(got[1]) and got[2] != got[3] and math.isnan(got[4])
+    with pytest.raises(AttributeError):
+        sentiment._score_texts_python([_Odd("x")], ["en"])
+    with pytest.raises(AttributeError):
+        sentiment.score_texts([_Odd("x")], ["en"])
+
+
+@needs_c
+def test_containers_changed_during_scoring_do_not_crash_it() -> None:
+    """Python code the scorer calls (a language's ``__bool__``, a finalizer) may empty the
+    lists being scored; the scorer holds what it is working on and goes on or stops cleanly."""
+    texts = ["bad service %d" % i for i in range(500)]
+    languages: list[object] = ["en"] * 500
+
+    class Clearing:
+        def __bool__(self) -> bool:
+            texts.clear()
+            languages.clear()
+            return False
+
+        def __hash__(self) -> int:
+            return 0
+
+    languages[3] = Clearing()
+    scores, _ = _C.score_texts(texts, languages)
+    assert 1 <= len(scores) <= 500 and all(v < 0 for v in scores)
+
+    texts = ["bad service %d" % i for i in range(5000)]
+
+    class Finalizer:
+        def __del__(self) -> None:
+            texts.clear()
+
+    for _ in range(300):  # garbage whose collection empties the list mid-run
+        cycle = Finalizer()
+        cycle.self = cycle  # type: ignore[attr-defined]
+    del cycle
+    scores, _ = _C.score_texts(texts, None)
+    assert all(v < 0 for v in scores)
+
+
+def test_the_tokenizer_shortcuts_hold_for_the_shipped_maps(monkeypatch) -> None:
+    """C replaces accents inside word tokens and apostrophes as one-symbol tokens; a map that
+    breaks that (a digit-like apostrophe, a letter that turns ":ð" into ":d") turns C off."""
+    assert sentiment._c_can_tokenize()
+    monkeypatch.setattr(sentiment, "_APOSTROPHES", {**sentiment._APOSTROPHES, "²": "2"})
+    assert not sentiment._c_can_tokenize()
+    monkeypatch.undo()
+    monkeypatch.setattr(sentiment, "_LETTER_PAIRS", (*sentiment._LETTER_PAIRS, ("ð", "d")))
+    assert not sentiment._c_can_tokenize()
