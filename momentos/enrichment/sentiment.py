@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -394,7 +395,16 @@ def _load_c() -> object | None:
         return None
     if not _c_can_tokenize():
         return None
-    _csentiment.configure(
+    try:
+        _configure_c(_csentiment)
+    except (TypeError, ValueError):  # lexicons of a shape the C code does not read: Python
+        return None
+    return _csentiment
+
+
+def _configure_c(module: Any) -> None:
+    """Hand the C scorer what it scores with: this module's lexicons, maps and constants."""
+    module.configure(
         {name: (lex.keys, lex.words, lex.phrases) for name, lex in _LEXICONS.items()},
         _STOP_EN,
         _STOP_ES,
@@ -410,7 +420,6 @@ def _load_c() -> object | None:
         _EXCLAMATION_STEP,
         _NORMALIZER,
     )
-    return _csentiment
 
 
 _C = _load_c()
