@@ -380,8 +380,8 @@ def status(
 
 
 _SCORER_NOTE = ("scored in Python, because the C scorer was not built at install (no C "
-                "compiler) or MOMENTOS_PURE_PYTHON is set: same results, enrichment about a "
-                "fifth slower. Reinstall with a C compiler to build it.")
+                "compiler) or MOMENTOS_PURE_PYTHON is set: same results, enrichment 10-20% "
+                "slower. Reinstall with a C compiler to build it.")
 
 
 def _scorer_status() -> str:

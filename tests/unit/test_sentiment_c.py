@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 from momentos.enrichment import sentiment
 
 _C = sentiment._C
-# Without the module, the comparisons below cannot run: ``test_the_c_scorer_was_built`` fails
-# and says why, instead of the run passing on the Python path alone.
-needs_c = pytest.mark.skipif(_C is None, reason="the C scorer is not built (see the test above)")
+# Without the module every test here fails (the README's test command builds it);
+# ``test_the_c_scorer_was_built`` says why.
 
 
 def test_the_c_scorer_was_built() -> None:
@@ -79,7 +78,6 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
                 np.array_equal(np.signbit(a[numbers]), np.signbit(b[numbers])))
 
 
-@needs_c
 def test_c_scores_equal_python_scores_on_lexicon_soup() -> None:
     texts: list[object] = _texts(20_000, seed=1)
     texts += [None, 3.5, "", "   ", "\t\n", "\u00a0", float("nan"), b"bytes", "x"]
@@ -91,7 +89,6 @@ def test_c_scores_equal_python_scores_on_lexicon_soup() -> None:
     assert _same(sentiment.score_texts(texts), sentiment._score_texts_python(texts))
 
 
-@needs_c
 def test_c_scores_equal_python_scores_on_the_labelled_comments() -> None:
     import csv
     from pathlib import Path
@@ -107,7 +104,6 @@ def test_c_scores_equal_python_scores_on_the_labelled_comments() -> None:
     assert _same(sentiment.score_texts(texts), sentiment._score_texts_python(texts))
 
 
-@needs_c
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(
     [*"aeiouáéíóúüñnostdpx :;-()!?¿¡,.'’‘_1²AÉÑ\t😡", *_WORDS]), max_size=40).map("".join),
@@ -118,7 +114,6 @@ def test_c_scores_equal_python_scores_on_any_text(texts: list[str], language: st
                  sentiment._score_texts_python(texts, languages))
 
 
-@needs_c
 def test_c_tokens_equal_the_python_tokens() -> None:
     rng = random.Random(3)
     alphabet = ":;-()dpDP'’‘ \t\n.!?¿¡aé_1²ñ😡xÁ\u00a0"
@@ -131,7 +126,6 @@ def test_c_tokens_equal_the_python_tokens() -> None:
         assert _C.tokens(lower) == sentiment._tokens(lower), text
 
 
-@needs_c
 def test_c_scoring_keeps_no_memory() -> None:
     """Many rounds over the same texts: a reference leaked per token or text would grow."""
     texts = _texts(2000, seed=4)
@@ -157,7 +151,6 @@ def test_c_scoring_keeps_no_memory() -> None:
     assert sys.getrefcount(word) == count
 
 
-@needs_c
 def test_languages_shorter_than_texts_stop_the_scoring_as_zip_does() -> None:
     texts = ["not working", "works now, thanks", "gracias"]
     assert _same(sentiment.score_texts(texts, ["en"]),
@@ -165,7 +158,6 @@ def test_languages_shorter_than_texts_stop_the_scoring_as_zip_does() -> None:
     assert len(sentiment.score_texts(iter(texts), iter(["en", "en"]))) == 2
 
 
-@needs_c
 def test_pure_python_is_used_when_asked_and_scores_the_same() -> None:
     code = (
         "from momentos.enrichment import sentiment as s;"
@@ -180,7 +172,6 @@ def test_pure_python_is_used_when_asked_and_scores_the_same() -> None:
     assert float(value) < -0.5
 
 
-@needs_c
 def test_a_bad_argument_is_a_python_error_not_a_crash() -> None:
     with pytest.raises(TypeError):
         _C.score_texts(5, None)
@@ -209,7 +200,6 @@ class _Odd(str):
         return [1, 2, 3]
 
 
-@needs_c
 def test_str_subclasses_are_scored_as_python_scores_them() -> None:
     """A subclass may override what the scorer calls: those texts go through Python, one at a
     time (a batch in Python would reuse the score of an equal plain ``str``)."""
@@ -228,11 +218,10 @@ def test_str_subclasses_are_scored_as_python_scores_them() -> None:
         sentiment.score_texts([_Odd("x")], ["en"])
 
 
-@needs_c
 def test_containers_changed_during_scoring_do_not_crash_it() -> None:
     """Python code the scorer calls (a language's ``__bool__``, a finalizer) may empty the
     lists being scored; the scorer holds what it is working on and goes on or stops cleanly."""
-    texts = ["bad service %d" % i for i in range(500)]
+    texts = [f"bad service {i}" for i in range(500)]
     languages: list[object] = ["en"] * 500
 
     class Clearing:
@@ -248,7 +237,7 @@ def test_containers_changed_during_scoring_do_not_crash_it() -> None:
     scores, _ = _C.score_texts(texts, languages)
     assert 1 <= len(scores) <= 500 and all(v < 0 for v in scores)
 
-    texts = ["bad service %d" % i for i in range(5000)]
+    texts = [f"bad service {i}" for i in range(5000)]
 
     class Finalizer:
         def __del__(self) -> None:
